@@ -1,0 +1,5 @@
+import sys
+
+from spade_study.cli import main
+
+sys.exit(main())
