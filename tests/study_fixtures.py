@@ -1,0 +1,306 @@
+"""Reusable fixtures for the study app: small bundles without torch, study configs, and browser helpers.
+
+- `make_bundle(root, n_items)` builds a valid study bundle from real ImageNet sample
+  photos (../shared/data/imagenet-sample) with Pillow-drawn visualizations.
+- `write_config(path, **overrides)` writes a study TOML (small task counts for tests).
+- `serve_study(bundle, db, config)` runs `spade-study serve` on a free loopback port
+  (a context manager yielding the base URL).
+- `launch_chromium(playwright)` starts Debian's headless chromium through Playwright.
+- `drive_rater(page, url, ...)` takes one rater from the link to the completion code.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable, Iterator
+
+from PIL import Image, ImageDraw, ImageOps
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGENET_SAMPLE = REPO.parent / "shared" / "data" / "imagenet-sample"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def imagenet_rows(n: int) -> list[dict]:
+    """Return the first `n` rows of the ImageNet sample's labels.csv."""
+    with open(IMAGENET_SAMPLE / "labels.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if len(rows) < n:
+        raise ValueError(f"the ImageNet sample has {len(rows)} images, {n} asked")
+    return rows[:n]
+
+
+def _visualization(seed: str, size: int = 224) -> Image.Image:
+    """A stand-in for a Lucent visualization: a repeated coloured motif (the study only displays it)."""
+    rng = random.Random(seed)
+    colour = tuple(rng.randint(30, 230) for _ in range(3))
+    bg = tuple(255 - c for c in colour)
+    im = Image.new("RGB", (size, size), bg)
+    d = ImageDraw.Draw(im)
+    step = rng.randint(14, 28)
+    for y in range(0, size, step):
+        for x in range(0, size, step):
+            r = rng.randint(step // 4, step // 2)
+            d.ellipse([x, y, x + r, y + r], fill=colour)
+    return im
+
+
+def make_bundle(root: str | Path, n_items: int = 12, name: str = "test-bundle") -> Path:
+    """Write a valid study bundle of `n_items` real ImageNet photos (224 px) into `root`; return it.
+
+    Each item pretends the model predicted the next photo's class; its regions are two
+    non-intersecting boxes that move from item to item; the class names are the real
+    ImageNet names, so tests can check that raters never see them.
+    """
+    from generation.manifest import write_manifest
+
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "vis").mkdir(exist_ok=True)
+    rows = imagenet_rows(n_items + 1)
+    items = []
+    for i in range(n_items):
+        row, other = rows[i], rows[i + 1]
+        item_id = f"item{i:03d}"
+        with Image.open(IMAGENET_SAMPLE / row["file"]) as im:
+            # Validation-style preprocessing (resize 256, centre crop 224), done with Pillow: no torch here.
+            photo = ImageOps.fit(ImageOps.contain(im.convert("RGB"), (256, 256 * 4)), (224, 224))
+        photo.save(root / "images" / f"{item_id}.jpg", quality=90)
+        dx, dy = (i * 7) % 40, (i * 11) % 40
+        true_box = [8 + dx, 8 + dy, 88 + dx, 88 + dy]
+        pred_box = [120 + (dy // 2), 110 + (dx // 2), 200 + (dy // 2), 190 + (dx // 2)]
+        if i % 2:
+            true_box, pred_box = pred_box, true_box
+        vis = {}
+        for cond in ("dense", "spade"):
+            vis[cond] = {}
+            for target in ("true", "predicted"):
+                rel = f"vis/{item_id}_{cond}_{target}.png"
+                _visualization(f"{item_id}:{cond}:{target}").save(root / rel)
+                vis[cond][target] = rel
+        items.append(
+            {
+                "id": item_id,
+                "image": f"images/{item_id}.jpg",
+                "source": row["file"],
+                "true_label": row["name"],
+                "predicted_label": other["name"],
+                "true_class": int(row["class_index"]),
+                "predicted_class": int(other["class_index"]),
+                "regions": {"true": true_box, "predicted": pred_box},
+                "visualizations": vis,
+            }
+        )
+    manifest = {"version": 1, "study": {"name": name, "model": "fixture", "note": "test bundle"}, "items": items}
+    write_manifest(root, manifest)
+    return root
+
+
+def write_config(path: str | Path, **overrides: object) -> Path:
+    """Write a small study TOML for tests; keyword overrides go to [study], `practice_*` to [practice]."""
+    study = {
+        "identity": "invite",
+        "tasks_per_rater": 4,
+        "ratings_per_task": 2,
+        "catch_per_rater": 1,
+        "confidence": False,
+        "seed": 7,
+    }
+    practice = {"trials": 3, "min_correct": 2, "max_rounds": 2}
+    extra_sections: dict[str, dict] = {}
+    for key, value in overrides.items():
+        if key.startswith("practice_"):
+            practice[key.removeprefix("practice_")] = value
+        elif key == "completion_code":
+            extra_sections.setdefault("prolific", {})["completion_code"] = value
+        else:
+            study[key] = value
+
+    def fmt(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return str(v)
+
+    lines = ["[study]"] + [f"{k} = {fmt(v)}" for k, v in study.items()]
+    lines += ["", "[practice]"] + [f"{k} = {fmt(v)}" for k, v in practice.items()]
+    for section, table in extra_sections.items():
+        lines += ["", f"[{section}]"] + [f"{k} = {fmt(v)}" for k, v in table.items()]
+    path = Path(path)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- serving
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(base_url: str, proc: subprocess.Popen | None = None, timeout: float = 90.0) -> None:
+    """Wait until Streamlit answers `/_stcore/health`; raise with the server's output if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise RuntimeError(f"the study server exited with code {proc.returncode}:\n{out}")
+        try:
+            with urllib.request.urlopen(base_url.rstrip("/") + "/_stcore/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{base_url} did not become healthy within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def serve_study(
+    bundle: str | Path, db: str | Path, config: str | Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Run `spade-study serve` on a free loopback port; yield its base URL; stop it afterwards."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "spade_study", "serve", str(bundle), "--db", str(db), "--port", str(port)]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, proc)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+def launch_chromium(playwright: object, **kwargs: object) -> object:
+    """Launch Debian's headless chromium (no browser download) for Playwright."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, **kwargs)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- driving one rater
+STAGE_MARKERS = {
+    "consent": "Consent",
+    "instructions": "Instructions",
+    "practice": "Practice",
+    "task": "Task ",
+    "done": "Thank you",
+    "refused": "Cannot continue",
+}
+
+
+def wait_for_text(page: object, text: str, timeout_ms: int = 30_000) -> None:
+    """Wait until `text` is visible on the page."""
+    page.get_by_text(text, exact=False).first.wait_for(state="visible", timeout=timeout_ms)  # type: ignore[attr-defined]
+
+
+def current_stage(page: object, timeout_ms: int = 30_000) -> str:
+    """Return which page the rater is on, by its heading (consent, instructions, practice, task, done, refused)."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while time.monotonic() < deadline:
+        for stage, marker in STAGE_MARKERS.items():
+            loc = page.locator(f"h1:has-text('{marker}'), h2:has-text('{marker}')")  # type: ignore[attr-defined]
+            if loc.count() and loc.first.is_visible():
+                return stage
+        time.sleep(0.2)
+    raise TimeoutError("no known study page appeared")
+
+
+def click_button(page: object, label: str, timeout_ms: int = 30_000) -> None:
+    """Click the Streamlit button with exactly this label."""
+    page.get_by_role("button", name=label, exact=True).click(timeout=timeout_ms)  # type: ignore[attr-defined]
+
+
+def task_counter(page: object) -> tuple[int, int]:
+    """Return (n, total) from the 'Task n of total' heading."""
+    text = page.locator("h2:has-text('Task ')").first.inner_text()  # type: ignore[attr-defined]
+    parts = text.split()
+    return int(parts[1]), int(parts[3])
+
+
+def answer_step(page: object, choose: Callable[[int], str] = lambda n: "A") -> str:
+    """Advance one step from whatever page is shown; return the stage that was handled."""
+    stage = current_stage(page)
+    if stage == "consent":
+        page.get_by_text("I have read the information above and agree to take part").click()  # type: ignore[attr-defined]
+        click_button(page, "Continue")
+    elif stage == "instructions":
+        click_button(page, "Start the practice")
+    elif stage == "practice":
+        # Practice answers are checked: read the correct one from the page's test hook is not possible,
+        # so answer A and let a failed round repeat (the config's max_rounds bounds it).
+        if page.get_by_role("button", name="Next", exact=True).count():  # type: ignore[attr-defined]
+            click_button(page, "Next")
+        else:
+            click_button(page, "A")
+    elif stage == "task":
+        n, _ = task_counter(page)
+        label = {"A": "A", "B": "B", "undecided": "Can't decide"}[choose(n)]
+        click_button(page, label)
+    return stage
+
+
+def drive_rater(
+    page: object,
+    url: str,
+    choose: Callable[[int], str] = lambda n: "A",
+    reload_at_task: int | None = None,
+    max_steps: int = 200,
+) -> str:
+    """Open `url` and take the rater to the end page; return the completion code shown there.
+
+    `choose(n)` gives the answer ("A", "B" or "undecided") for task number n (1-based).
+    `reload_at_task`: reload the page once when task n is shown, before answering it.
+    """
+    page.goto(url)  # type: ignore[attr-defined]
+    reloaded = False
+    last_task_seen = 0
+    for _ in range(max_steps):
+        stage = current_stage(page)
+        if stage == "done":
+            return page.locator("code").first.inner_text().strip()  # type: ignore[attr-defined]
+        if stage == "refused":
+            raise AssertionError("the study refused this rater: " + page.inner_text("body")[:300])  # type: ignore[attr-defined]
+        if stage == "task":
+            n, _ = task_counter(page)
+            if n == last_task_seen:
+                time.sleep(0.2)  # the previous click's rerun has not landed yet
+                continue
+            if reload_at_task is not None and n == reload_at_task and not reloaded:
+                reloaded = True
+                page.reload()  # type: ignore[attr-defined]
+                continue
+            last_task_seen = n
+        answer_step(page, choose)
+    raise AssertionError(f"the rater did not finish within {max_steps} steps")
