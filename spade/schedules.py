@@ -1,0 +1,127 @@
+"""Per-layer sparsity targets: a float, a mapping of names/glob patterns, or a schedule by depth."""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Mapping, Protocol, Union, runtime_checkable
+
+
+@runtime_checkable
+class Schedule(Protocol):
+    """Anything that maps the ordered layer names (execution order) to targets."""
+
+    def resolve(self, layers: list[str]) -> dict[str, float]: ...
+
+
+SparsitySpec = Union[float, Mapping[str, float], Schedule]
+
+
+@dataclass(frozen=True)
+class Linear:
+    """Target rising linearly with depth from `start` (first layer) to `end` (last layer): paper D.3."""
+
+    start: float
+    end: float
+    skip_first: bool = False
+
+    def resolve(self, layers: list[str]) -> dict[str, float]:
+        """Map each layer (in execution order) to its target."""
+        n = len(layers)
+        out = {}
+        for i, name in enumerate(layers):
+            frac = i / (n - 1) if n > 1 else 1.0
+            out[name] = self.start + (self.end - self.start) * frac
+        if self.skip_first and layers:
+            out[layers[0]] = 0.0
+        return out
+
+    def __str__(self) -> str:
+        return f"linear({self.start:g},{self.end:g})"
+
+
+def linear(start: float, end: float) -> Linear:
+    """The paper's depth heuristic: targets from `start` at the first layer to `end` at the last."""
+    _check(start, "start")
+    _check(end, "end")
+    return Linear(float(start), float(end))
+
+
+# The paper's tuned ResNet50 targets (Appendix). Keys are glob patterns over torchvision names;
+# the stem conv (`conv1`) is never pruned.
+resnet50_tuned: dict[str, float] = {
+    "conv1": 0.0,
+    "fc": 0.95,
+    "layer4.*": 0.95,
+    "layer3.5.*": 0.0,
+    "layer3.4.*": 0.0,
+    "layer3.3.*": 0.8,
+    "layer3.2.*": 0.9,
+    "layer3.1.*": 0.8,
+    "layer3.0.*": 0.8,
+    "layer2.3.*": 0.95,
+    "layer2.2.*": 0.99,
+    "layer2.1.*": 0.0,
+    "layer2.0.*": 0.2,
+    "layer1.2.*": 0.0,
+    "layer1.1.*": 0.8,
+    "layer1.0.*": 0.2,
+}
+
+# Default for models without a tuned schedule: the depth heuristic, with the first
+# layer (the stem, which sees raw pixels) kept dense as in the tuned ResNet50 schedule.
+# Chosen so that the trace keeps the dense top-1 class on the sample images (tests/test_spade_models).
+DEFAULT: Linear = Linear(0.0, 0.9, skip_first=True)
+
+
+def resolve(spec: SparsitySpec, layers: list[str]) -> dict[str, float]:
+    """Per-layer targets for `layers` (execution order); unmatched layers of a mapping get 0 (untouched)."""
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        _check(spec, "sparsity")
+        return {name: float(spec) for name in layers}
+    if isinstance(spec, Schedule):
+        out = spec.resolve(list(layers))
+    elif isinstance(spec, Mapping):
+        out = {}
+        for name in layers:
+            if name in spec:
+                out[name] = float(spec[name])
+                continue
+            matches = [v for pat, v in spec.items() if fnmatch.fnmatchcase(name, pat)]
+            # the most specific (longest) pattern wins, e.g. "layer3.0.*" over "layer3.*"
+            if matches:
+                best = max((pat for pat in spec if fnmatch.fnmatchcase(name, pat)), key=len)
+                out[name] = float(spec[best])
+            else:
+                out[name] = 0.0
+    else:
+        raise TypeError(f"sparsity must be a float, a mapping or a schedule, got {type(spec).__name__}")
+    for name, value in out.items():
+        _check(value, f"sparsity of {name}")
+    return out
+
+
+def parse(text: str) -> SparsitySpec:
+    """Parse a command-line sparsity: `0.9`, `linear(0,0.99)`, `default` or `resnet50_tuned`."""
+    t = text.strip().replace(" ", "")
+    if t == "default":
+        return DEFAULT
+    if t == "resnet50_tuned":
+        return resnet50_tuned
+    if t.startswith("linear(") and t.endswith(")"):
+        parts = t[len("linear("):-1].split(",")
+        if len(parts) == 2:
+            try:
+                return linear(float(parts[0]), float(parts[1]))
+            except ValueError as exc:
+                raise ValueError(f"bad sparsity {text!r}: {exc}") from None
+    try:
+        value = float(t)
+    except ValueError:
+        raise ValueError(f"bad sparsity {text!r} (a number in [0, 1], linear(START,END), default or resnet50_tuned)") from None
+    _check(value, "sparsity")
+    return value
+
+
+def _check(value: float, what: str) -> None:
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{what} must be in [0, 1], got {value}")

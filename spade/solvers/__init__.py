@@ -1,0 +1,65 @@
+"""Layer-wise sparsity solvers: name -> solver, and what every solver returns."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import torch
+
+
+@dataclass
+class SolveResult:
+    """A pruned weight (groups x rows x cols), its keep-mask, the damping used and the relative error."""
+
+    weight: torch.Tensor
+    mask: torch.Tensor
+    damping: float | None
+    rel_error: float
+
+
+class Solver(Protocol):
+    def __call__(self, W: torch.Tensor, H: torch.Tensor, sparsity: float, *, damping: float = ...) -> SolveResult: ...
+
+
+def relative_error(W: torch.Tensor, W_new: torch.Tensor, H: torch.Tensor) -> float:
+    """||(W' - W) X||^2 / ||W X||^2, computed from H = X X^T / n (groups x d x d)."""
+    W, W_new = _as_groups(W).to(H.dtype), _as_groups(W_new).to(H.dtype)
+    delta = W_new - W
+    num = torch.einsum("grc,gcd,grd->", delta, H, delta)
+    den = torch.einsum("grc,gcd,grd->", W, H, W)
+    if float(den) <= 0:
+        return 0.0 if float(num) <= 0 else float("inf")
+    return float(num / den)
+
+
+def prune_counts(rows: int, cols: int, sparsity: float) -> int:
+    """Number of weights to remove from one group of rows x cols at the given sparsity."""
+    return int(round(sparsity * rows * cols))
+
+
+def _as_groups(t: torch.Tensor) -> torch.Tensor:
+    return t[None] if t.dim() == 2 else t
+
+
+def trivial(W: torch.Tensor, H: torch.Tensor, sparsity: float) -> SolveResult | None:
+    """The result for target 0 (untouched) or 1 (emptied), else None."""
+    W3 = _as_groups(W)
+    if sparsity <= 0:
+        return SolveResult(W3.clone(), torch.ones_like(W3, dtype=torch.bool), None, 0.0)
+    if sparsity >= 1:
+        empty = torch.zeros_like(W3)
+        return SolveResult(empty, torch.zeros_like(W3, dtype=torch.bool), None, relative_error(W3, empty, _as_groups(H)))
+    return None
+
+
+def get_solver(name: str) -> Callable[..., SolveResult]:
+    """Return the solver registered under `name` (sparsegpt, obc, magnitude)."""
+    from . import magnitude, obc, sparsegpt  # local: keep `import spade.solvers` cheap
+
+    registry = {"sparsegpt": sparsegpt.solve, "obc": obc.solve, "magnitude": magnitude.solve}
+    if name not in registry:
+        raise ValueError(f"unknown solver {name!r} (choose from {', '.join(sorted(registry))})")
+    return registry[name]
+
+
+SOLVERS = ("sparsegpt", "obc", "magnitude")

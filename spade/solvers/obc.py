@@ -1,0 +1,99 @@
+"""Exact greedy OBS per row (Frantar & Alistarh, 2022, "Optimal Brain Compression"): the paper's SPADE solver.
+
+For every row, weights are removed one at a time, always the one whose removal raises the
+layer error least (w_j^2 / [H^-1]_jj), with the exact OBS update of the remaining weights and
+of H^-1. As in the OBC implementation, all rows of a layer run in parallel as one batched
+tensor operation (chunked over rows to bound memory), the per-step losses of all rows decide
+how many weights each row loses (the layer's target is met globally), and the final weights
+are the exact least-squares reconstruction for the chosen mask.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import SolveResult, _as_groups, prune_counts, relative_error, trivial
+from .damping import DEFAULT_DAMPING, inverse_hessian, prepare_hessian
+
+# Bytes of row-wise d x d matrices held at once (one H^-1 copy per row in a chunk).
+DEFAULT_CHUNK_BYTES = 1 << 30
+
+
+def greedy_path(W: torch.Tensor, Hinv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run greedy OBS removal to the end on rows W (R x d) with per-row inverse Hessians Hinv (R x d x d).
+
+    Returns (losses, order): the error increase of each step and the column removed at each step.
+    W and Hinv are modified in place.
+    """
+    R, d = W.shape
+    ar = torch.arange(R, device=W.device)
+    removed = torch.zeros(R, d, dtype=torch.bool, device=W.device)
+    losses = torch.empty(R, d, dtype=W.dtype, device=W.device)
+    order = torch.empty(R, d, dtype=torch.long, device=W.device)
+    tiny = torch.finfo(W.dtype).tiny
+    for t in range(d):
+        diag = Hinv.diagonal(dim1=1, dim2=2).clamp_min(tiny)  # rounding can push it to <= 0 late in the path
+        score = (W * W / diag).masked_fill_(removed, float("inf"))
+        j = score.argmin(1)
+        losses[:, t] = score[ar, j]
+        order[:, t] = j
+        hj = Hinv[ar, :, j]                      # R x d, column j (H^-1 is symmetric)
+        dj = hj[ar, j].clamp_min(tiny)
+        W.sub_(hj * (W[ar, j] / dj)[:, None])
+        Hinv.baddbmm_(hj[:, :, None], (hj / dj[:, None])[:, None, :], alpha=-1.0)
+        removed[ar, j] = True
+        W[ar, j] = 0.0
+    return losses, order
+
+
+def reconstruct(W: torch.Tensor, keep: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+    """Optimal weights of rows W (R x d) restricted to `keep` under the quadratic error of H (R x d x d).
+
+    w'_S = H_SS^-1 (H w)_S, solved as one batched system by putting identity rows/cols on the pruned set.
+    """
+    both = keep[:, :, None] & keep[:, None, :]
+    M = torch.where(both, H, torch.zeros((), dtype=H.dtype, device=H.device))
+    M.diagonal(dim1=1, dim2=2).add_((~keep).to(H.dtype))
+    rhs = torch.bmm(H, W[:, :, None]).squeeze(2) * keep
+    L = torch.linalg.cholesky(M)
+    return torch.cholesky_solve(rhs[:, :, None], L).squeeze(2) * keep
+
+
+def solve(W: torch.Tensor, H: torch.Tensor, sparsity: float, *, damping: float = DEFAULT_DAMPING,
+          chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> SolveResult:
+    """Prune `sparsity` of each group of W (groups x rows x cols) given H (groups x cols x cols)."""
+    W3, H3 = _as_groups(W), _as_groups(H)
+    done = trivial(W3, H3, sparsity)
+    if done is not None:
+        return done
+    g, r, c = W3.shape
+    dtype = H3.dtype
+    Hp = prepare_hessian(H3)
+    Hinv, used = inverse_hessian(Hp, damping)
+    diag_mean = Hp.diagonal(dim1=-2, dim2=-1).mean(-1)
+    Hd = Hp + (used * diag_mean)[:, None, None] * torch.eye(c, dtype=dtype, device=H3.device)
+    rows = W3.to(dtype).reshape(g * r, c)
+    group_of_row = torch.arange(g, device=W3.device).repeat_interleave(r)
+    # per row in a chunk: H^-1 copy, then the masked system and its Cholesky factor
+    chunk = max(1, int(chunk_bytes // (3 * c * c * rows.element_size())))
+    losses = torch.empty(g * r, c, dtype=dtype, device=W3.device)
+    order = torch.empty(g * r, c, dtype=torch.long, device=W3.device)
+    for s in range(0, g * r, chunk):
+        e = min(s + chunk, g * r)
+        losses[s:e], order[s:e] = greedy_path(rows[s:e].clone(), Hinv[group_of_row[s:e]].clone())
+    # Allocation: the k smallest increments of each group, made monotone along each row's path so
+    # that the selection is a prefix of every row's removal order.
+    k = prune_counts(r, c, sparsity)
+    inc = losses.reshape(g, r * c).reshape(g, r, c).cummax(-1).values.reshape(g, -1)
+    chosen = torch.zeros_like(inc, dtype=torch.bool)
+    chosen.scatter_(1, torch.topk(inc, k, dim=1, largest=False).indices, True)
+    counts = chosen.reshape(g * r, c).sum(1)
+    in_prefix = torch.arange(c, device=W3.device)[None, :] < counts[:, None]
+    pruned = torch.zeros(g * r, c, dtype=torch.bool, device=W3.device).scatter_(1, order, in_prefix)
+    keep = ~pruned
+    new_rows = torch.empty_like(rows)
+    for s in range(0, g * r, chunk):
+        e = min(s + chunk, g * r)
+        new_rows[s:e] = reconstruct(rows[s:e], keep[s:e], Hd[group_of_row[s:e]])
+    W_new = new_rows.reshape(g, r, c).to(W3.dtype)
+    keep = keep.reshape(g, r, c)
+    return SolveResult(W_new, keep, used, relative_error(W3, W_new, H3))
