@@ -8,7 +8,9 @@ studies follow the same rules:
 - a task is (item, condition dense|spade, target true|predicted): 4 per item;
 - a rater never sees two tasks of the same image (also a UNIQUE constraint in the DB);
 - least-rated first, with a target of k ratings per task: a task below k always
-  wins over a task at or above k, when the rater may take it;
+  wins over a task at or above k, when the rater may take it; among tasks below k,
+  the condition and the images with the most tasks still below k go first, so the
+  last under-covered tasks stay takeable by the raters who come next;
 - conditions balanced within a rater: at the end |dense - spade| <= 1, and at no
   point more than `max_running_imbalance` apart; inside that band the rater's
   lesser condition is preferred among tasks of the same coverage level;
@@ -167,12 +169,27 @@ def _pick_main(
 ) -> Task | None:
     allowed = allowed_conditions(history, policy)
     k = policy.ratings_per_task
+    # Tasks still below k, per condition and per item: draining both conditions evenly and the neediest
+    # items first keeps the last under-covered tasks takeable by the raters still to come.
+    under_cond: dict[str, int] = {c: 0 for c in CONDITIONS}
+    under_item: dict[str, int] = {}
+    for t in main_tasks:
+        if counts.get(t.task_id, 0) < k:
+            under_cond[t.condition] += 1
+            under_item[t.item_id] = under_item.get(t.item_id, 0) + 1
     best, best_key = None, None
     for t in main_tasks:
         if t.item_id in history.items_seen or t.condition not in allowed:
             continue
         c = counts.get(t.task_id, 0)
-        key = (min(c, k), history.main_by_condition[t.condition], c, rng.random())
+        key = (
+            min(c, k),  # below k first
+            history.main_by_condition[t.condition],  # the rater's lesser condition
+            -under_cond[t.condition],
+            -under_item.get(t.item_id, 0),
+            c,  # least-rated, also beyond k
+            rng.random(),  # random order among equals
+        )
         if best_key is None or key < best_key:
             best, best_key = t, key
     return best

@@ -304,3 +304,50 @@ def drive_rater(
             last_task_seen = n
         answer_step(page, choose)
     raise AssertionError(f"the rater did not finish within {max_steps} steps")
+
+
+# --------------------------------------------------------------------------- pytest fixtures
+# Import these names into a test module to use them (`from study_fixtures import study_bundle`).
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def study_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 12-item bundle of real ImageNet photos, shared by the whole session (read-only)."""
+    return make_bundle(tmp_path_factory.mktemp("study-bundle"), n_items=12)
+
+
+def make_service(tmp_path: Path, bundle: Path, db_name: str = "study.db", **overrides: object):
+    """Build a StudyService on a fresh database in `tmp_path` with a small test config (open enrollment
+    unless `identity` is given)."""
+    from study.config import load_config
+    from study.service import StudyService
+
+    overrides.setdefault("identity", "open")
+    cfg = load_config(write_config(tmp_path / f"{db_name}.toml", **overrides))
+    return StudyService(tmp_path / db_name, bundle, cfg)
+
+
+def finish_practice(svc, rater_id: str) -> None:
+    """Answer the practice correctly (read from the synthetic trials' known answers)."""
+    while svc.rater(rater_id).stage == "practice":
+        state = svc.practice_state(rater_id)
+        svc.submit_practice(rater_id, state.round, state.trial, svc.practice_trial(state).correct)
+
+
+def rater_at_tasks(svc, params: dict | None = None) -> str:
+    """Take a rater through consent, instructions and practice with the service; return the rater id."""
+    rater = svc.consent(params or {})
+    svc.finish_instructions(rater.rater_id)
+    finish_practice(svc, rater.rater_id)
+    return rater.rater_id
+
+
+def answer_all(svc, rater_id: str, choose: Callable[[object], str] = lambda a: "A") -> list[tuple[int, str]]:
+    """Answer every remaining task of a rater through the service; return (assignment_id, choice) pairs."""
+    out = []
+    while (a := svc.next_task(rater_id)) is not None:
+        choice = choose(a)
+        svc.submit(rater_id, a.assignment_id, choice, a.nonce)
+        out.append((a.assignment_id, choice))
+    return out
