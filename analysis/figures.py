@@ -1,0 +1,88 @@
+"""Figures (matplotlib, Agg backend), each saved as PNG and SVG.
+
+- `figure4`: the paper's Figure 4 (left), stacked bars per condition of the
+  share of ratings that agree with Score-CAM, disagree, or "can't decide".
+- `rater_agreement`: each rater's agreement in the dense and in the SPADE
+  condition, joined by a line, with the pooled agreement per condition.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; set before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.files import write_bytes_atomic  # noqa: E402
+
+COND_LABELS = {"dense": "Dense", "spade": "SPADE"}
+COLORS = {"agree": "#4c9a5b", "disagree": "#c8553d", "undecided": "#b8b8b8"}
+
+
+def _save(fig: plt.Figure, stem: Path) -> list[Path]:
+    paths = []
+    # Fixed hash salt and no date: the same data give byte-identical SVGs.
+    with matplotlib.rc_context({"svg.hashsalt": "spade-study"}):
+        for ext, meta in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
+            buf = io.BytesIO()
+            fig.savefig(buf, format=ext, dpi=150, bbox_inches="tight", metadata=meta)
+            paths.append(write_bytes_atomic(stem.with_suffix(f".{ext}"), buf.getvalue()))
+    plt.close(fig)
+    return paths
+
+
+def figure4(summary: dict, stem: str | Path) -> list[Path]:
+    """Stacked bars of agree / disagree / can't decide shares per condition (the paper's Figure 4, left)."""
+    conds = [c for c in ("dense", "spade") if summary[c]["n"] > 0]
+    shares = {k: [] for k in COLORS}
+    for c in conds:
+        s = summary[c]
+        shares["agree"].append(s["correct"] / s["n"])
+        shares["disagree"].append((s["decided"] - s["correct"]) / s["n"])
+        shares["undecided"].append(s["undecided"] / s["n"])
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    x = np.arange(len(conds))
+    bottom = np.zeros(len(conds))
+    labels = {"agree": "agrees with Score-CAM", "disagree": "disagrees", "undecided": "can't decide"}
+    for key, color in COLORS.items():
+        vals = np.array(shares[key]) * 100
+        ax.bar(x, vals, bottom=bottom, color=color, width=0.6, label=labels[key])
+        for xi, b, v in zip(x, bottom, vals):
+            if v >= 4:
+                ax.text(xi, b + v / 2, f"{v:.1f}%", ha="center", va="center", fontsize=9)
+        bottom += vals
+    ax.set_xticks(x, [f"{COND_LABELS[c]}\n(n={summary[c]['n']})" for c in conds])
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("share of ratings (%)")
+    ax.set_title("Attribution to the Score-CAM region")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=8, frameon=False)
+    return _save(fig, Path(stem))
+
+
+def rater_agreement(raters: pd.DataFrame, summary: dict, stem: str | Path) -> list[Path]:
+    """Per-rater agreement (among decided) in each condition; excluded raters are left out."""
+    kept = raters[~raters["excluded"]]
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    both = kept.dropna(subset=["agreement_dense", "agreement_spade"])
+    for r in both.itertuples(index=False):
+        ax.plot([0, 1], [100 * r.agreement_dense, 100 * r.agreement_spade], color="#9aa7b8", lw=0.8, alpha=0.6,
+                zorder=1)
+    rng = np.random.default_rng(0)  # fixed jitter: the figure is reproducible
+    for i, cond in enumerate(("dense", "spade")):
+        vals = kept[f"agreement_{cond}"].dropna().to_numpy() * 100
+        ax.scatter(i + rng.uniform(-0.06, 0.06, len(vals)), vals, s=14, color="#34495e", zorder=2)
+        pooled = summary[cond]["agreement"]
+        if pooled is not None:
+            ax.hlines(100 * pooled, i - 0.25, i + 0.25, color="#c8553d", lw=2.5, zorder=3,
+                      label="pooled" if i == 0 else None)
+    ax.set_xticks([0, 1], ["Dense", "SPADE"])
+    ax.set_xlim(-0.5, 1.5)
+    ax.set_ylim(-2, 102)
+    ax.set_ylabel("agreement with Score-CAM among decided (%)")
+    ax.set_title(f"Per-rater agreement ({len(kept)} raters)")
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    return _save(fig, Path(stem))
