@@ -16,7 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "generate": ("generation.cli", "main", "build a study bundle from an image folder (`generate merge` joins shards)"),
     "serve": ("study.cli", "serve_main", "serve a study bundle to raters (Streamlit + SQLite)"),
     "raters": ("study.cli", "raters_main", "invite and list raters of a study database"),
-    "analyze": ("analysis.cli", "main", "analyze a study's responses (`analyze power` plans a study)"),
+    "analyze": ("spade_study.analyze", "main", "analyze a study's responses (`analyze power` plans a study)"),
     "demo": ("spade_study.demo", "main", "build the embedded default study and serve it"),
 }
 
