@@ -26,7 +26,8 @@ COLORS = {"agree": "#4c9a5b", "disagree": "#c8553d", "undecided": "#b8b8b8"}
 def _save(fig: plt.Figure, stem: Path) -> list[Path]:
     paths = []
     # Fixed hash salt and no date: the same data give byte-identical SVGs.
-    with matplotlib.rc_context({"svg.hashsalt": "spade-study"}):
+    # Text kept as text in the SVG (editable, searchable) rather than as glyph paths.
+    with matplotlib.rc_context({"svg.hashsalt": "spade-study", "svg.fonttype": "none"}):
         for ext, meta in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
             buf = io.BytesIO()
             fig.savefig(buf, format=ext, dpi=150, bbox_inches="tight", metadata=meta)
@@ -65,16 +66,16 @@ def figure4(summary: dict, stem: str | Path) -> list[Path]:
 
 def rater_agreement(raters: pd.DataFrame, summary: dict, stem: str | Path) -> list[Path]:
     """Per-rater agreement (among decided) in each condition; excluded raters are left out."""
-    kept = raters[~raters["excluded"]]
+    kept = raters[~raters["excluded"]].reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
-    both = kept.dropna(subset=["agreement_dense", "agreement_spade"])
-    for r in both.itertuples(index=False):
-        ax.plot([0, 1], [100 * r.agreement_dense, 100 * r.agreement_spade], color="#9aa7b8", lw=0.8, alpha=0.6,
-                zorder=1)
-    rng = np.random.default_rng(0)  # fixed jitter: the figure is reproducible
-    for i, cond in enumerate(("dense", "spade")):
-        vals = kept[f"agreement_{cond}"].dropna().to_numpy() * 100
-        ax.scatter(i + rng.uniform(-0.06, 0.06, len(vals)), vals, s=14, color="#34495e", zorder=2)
+    # Fixed jitter per rater (the figure is reproducible), shared by the rater's points and line.
+    jitter = np.random.default_rng(0).uniform(-0.06, 0.06, (len(kept), 2))
+    dense, spade = kept["agreement_dense"].to_numpy() * 100, kept["agreement_spade"].to_numpy() * 100
+    for k in np.flatnonzero(np.isfinite(dense) & np.isfinite(spade)):
+        ax.plot([jitter[k, 0], 1 + jitter[k, 1]], [dense[k], spade[k]], color="#9aa7b8", lw=0.8, alpha=0.6, zorder=1)
+    for i, (cond, vals) in enumerate((("dense", dense), ("spade", spade))):
+        ok = np.isfinite(vals)
+        ax.scatter(i + jitter[ok, i], vals[ok], s=14, color="#34495e", zorder=2)
         pooled = summary[cond]["agreement"]
         if pooled is not None:
             ax.hlines(100 * pooled, i - 0.25, i + 0.25, color="#c8553d", lw=2.5, zorder=3,

@@ -156,6 +156,8 @@ def run_power(assign: Planner, rater_counts: list[int], sims: int, out_dir: str 
         write_json_atomic(cfg_path, config)
     sims_path = out / SIMS_FILE
     done = _load_done(sims_path)
+    # Rewrite the valid records only: an interrupted write may have left half a line at the end.
+    write_text_atomic(sims_path, "".join(json.dumps(rec) + "\n" for rec in done.values()))
     todo = [(r, i) for r in rater_counts for i in range(sims) if (r, i) not in done]
     kwargs = dict(tasks_per_rater=tasks_per_rater, n_items=n_items, ratings_per_task=ratings_per_task,
                   model=model, seed=seed)
