@@ -80,9 +80,7 @@ def main(argv: list[str] | None = None, assign: Callable | None = None) -> int:
     if argv and argv[0] == "power":
         from analysis import power
 
-        # TODO(integrator): `spade_study/cli.py` dispatches `analyze` here with argv only. Route
-        # `analyze power` through a glue module that injects the study's planner, e.g.
-        # `spade_study/power.py`: `analysis.cli.main(argv, assign=study.assignment.simulate_assignments)`.
+        # `spade_study/analyze.py` (command-line glue) passes study.assignment.simulate_assignments.
         return power.main(argv[1:], assign)
     try:
         args = build_parser().parse_args(argv)

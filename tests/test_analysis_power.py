@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,3 +107,16 @@ def test_power_command(tmp_path, capsys):
     assert "must be >= 1" in capsys.readouterr().err
     assert analyze(["power", "--raters", "6", "--tasks-per-rater", "5", "--decision", "0.5"], assign=simple_planner) == 2
     assert "DENSE,SPADE" in capsys.readouterr().err
+
+
+def test_spade_study_analyze_power_runs_the_study_planner(tmp_path):
+    """Through the dispatcher, `analyze power` gets study.assignment.simulate_assignments (catch trials and all)."""
+    out = tmp_path / "real"
+    proc = subprocess.run([sys.executable, "-m", "spade_study.cli", "analyze", "power", "--raters", "6",
+                           "--tasks-per-rater", "10", "--items", "30", "--sims", "2", "--rater-counts", "6",
+                           "--out", str(out), "--quiet"], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(ln) for ln in (out / "power_sims.jsonl").read_text().splitlines()]
+    # 6 raters x 10 main tasks: the planner's catch trials are left out of the test
+    assert [r["ratings"] for r in records] == [60, 60] and all(r["fitted"] for r in records)
