@@ -1,7 +1,6 @@
 """One pass of the dense model: streaming Hessians H = X X^T / n of every selected layer's input."""
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
@@ -31,25 +30,48 @@ def grouped_weight(weight: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 def _conv_columns(module: nn.Conv2d, x: torch.Tensor) -> Iterator[torch.Tensor]:
-    """Yield the unfolded input of a convolution as groups x columns x positions chunks."""
+    """Yield the unfolded input of a convolution in chunks of samples: N x groups x columns x positions."""
+    x = _padded_input(module, x)
+    g = module.groups
+    kh, kw = module.kernel_size
+    if (kh, kw) == (1, 1) and tuple(module.stride) == (1, 1):
+        # a 1x1 convolution's unfolding is the input itself: skip the copy
+        n, c = x.shape[:2]
+        yield x.reshape(n, g, c // g, -1)
+        return
+    oh = (x.shape[-2] - module.dilation[0] * (kh - 1) - 1) // module.stride[0] + 1
+    ow = (x.shape[-1] - module.dilation[1] * (kw - 1) - 1) // module.stride[1] + 1
+    per_sample = x.shape[1] * kh * kw * oh * ow
+    step = max(1, _UNFOLD_CHUNK_ELEMENTS // max(per_sample, 1))
+    (sh, sw), (dh, dw) = module.stride, module.dilation
+    for start in range(0, x.shape[0], step):
+        # im2col as a strided view and one copy: about twice as fast as F.unfold on CPU (measured)
+        v = x[start:start + step].unfold(2, dh * (kh - 1) + 1, sh).unfold(3, dw * (kw - 1) + 1, sw)
+        v = v[..., ::dh, ::dw]  # N x C x oh x ow x kh x kw
+        n, c = v.shape[:2]
+        # columns ordered channel, kernel row, kernel column: the layout of weight.reshape(out, -1)
+        yield v.permute(0, 1, 4, 5, 2, 3).reshape(n, g, (c // g) * kh * kw, oh * ow)
+
+
+def _padded_input(module: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """The input as the convolution sees it: after static (EfficientNet) and regular padding."""
     static_padding = getattr(module, "static_padding", None)  # Conv2dStaticSamePadding (EfficientNet)
     if static_padding is not None:
         x = static_padding(x)
     if isinstance(module.padding, str) or any(module.padding) or module.padding_mode != "zeros":
         mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
         x = F.pad(x, module._reversed_padding_repeated_twice, mode=mode)
-    g = module.groups
-    kh, kw = module.kernel_size
-    oh = (x.shape[-2] - module.dilation[0] * (kh - 1) - 1) // module.stride[0] + 1
-    ow = (x.shape[-1] - module.dilation[1] * (kw - 1) - 1) // module.stride[1] + 1
-    per_sample = x.shape[1] * kh * kw * oh * ow
-    step = max(1, _UNFOLD_CHUNK_ELEMENTS // max(per_sample, 1))
-    for start in range(0, x.shape[0], step):
-        cols = F.unfold(x[start:start + step], module.kernel_size, dilation=module.dilation, padding=0,
-                        stride=module.stride)  # N x (C*kh*kw) x L, channel-major like the weight
-        n, d, length = cols.shape
-        cols = cols.reshape(n, g, d // g, length).permute(1, 2, 0, 3).reshape(g, d // g, n * length)
-        yield cols
+    return x
+
+
+def _gram(cols: torch.Tensor) -> torch.Tensor:
+    """Sum over samples and positions of X X^T for N x groups x d x L columns: groups x d x d."""
+    n, g, d, length = cols.shape
+    if d <= length:
+        # per-sample products are no larger than the input: no transposed copy needed
+        return torch.matmul(cols, cols.transpose(-1, -2)).sum(0)
+    flat = cols.permute(1, 2, 0, 3).reshape(g, d, n * length)
+    return torch.bmm(flat, flat.transpose(1, 2))
 
 
 class HessianAccumulator:
@@ -66,19 +88,18 @@ class HessianAccumulator:
         """Fold one layer input into the running average."""
         x = x.detach().to(self.H.dtype)
         if isinstance(self.module, nn.Conv2d):
-            chunks: Iterable[torch.Tensor] = _conv_columns(self.module, x)
+            for cols in _conv_columns(self.module, x):
+                self._update(_gram(cols), cols.shape[0] * cols.shape[-1])
         else:
-            chunks = [x.reshape(-1, x.shape[-1]).t()[None]]
-        for cols in chunks:
-            m = cols.shape[-1]
-            if m == 0:
-                continue
-            # H_new = (n H_old + X X^T) / (n + m): scale first, then add X X^T / (n + m), so that the
-            # sum never grows with the number of samples (no overflow/precision loss in float32).
-            self.H.mul_(self.n / (self.n + m))
-            self.n += m
-            cols = cols * math.sqrt(1.0 / self.n)
-            self.H.baddbmm_(cols, cols.transpose(1, 2))
+            rows = x.reshape(-1, x.shape[-1])
+            self._update((rows.t() @ rows)[None], rows.shape[0])
+
+    def _update(self, gram: torch.Tensor, m: int) -> None:
+        """H <- (n H + gram) / (n + m): a running mean, so H stays O(|x|^2) however many samples come."""
+        if m == 0:
+            return
+        self.H.mul_(self.n / (self.n + m)).add_(gram, alpha=1.0 / (self.n + m))
+        self.n += m
 
 
 @contextmanager

@@ -32,9 +32,27 @@ def relative_error(W: torch.Tensor, W_new: torch.Tensor, H: torch.Tensor) -> flo
     return float(num / den)
 
 
-def prune_counts(rows: int, cols: int, sparsity: float) -> int:
-    """Number of weights to remove from one group of rows x cols at the given sparsity."""
-    return int(round(sparsity * rows * cols))
+def prune_counts(groups: int, rows: int, cols: int, sparsity: float) -> torch.Tensor:
+    """Weights to remove from each group (a LongTensor): together exactly round(sparsity * numel).
+
+    Rounding per group would drift by up to half a weight per group (half a column for a
+    depthwise convolution); cumulative rounding spreads the remainder over the groups instead.
+    """
+    per_group = rows * cols
+    edges = torch.tensor([round(sparsity * per_group * i) for i in range(groups + 1)], dtype=torch.long)
+    return edges[1:] - edges[:-1]
+
+
+def smallest(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of the `counts[g]` smallest entries of each row g of `scores` (groups x n)."""
+    counts = counts.to(scores.device)
+    mask = torch.zeros_like(scores, dtype=torch.bool)
+    k_max = int(counts.max()) if counts.numel() else 0
+    if k_max == 0:
+        return mask
+    idx = torch.topk(scores, k_max, dim=1, largest=False, sorted=True).indices
+    take = torch.arange(k_max, device=scores.device)[None, :] < counts[:, None]
+    return mask.scatter_(1, idx, take)
 
 
 def _as_groups(t: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import SolveResult, _as_groups, prune_counts, relative_error, trivial
+from . import SolveResult, _as_groups, prune_counts, relative_error, smallest, trivial
 
 
 def solve(W: torch.Tensor, H: torch.Tensor, sparsity: float, *, damping: float | None = None) -> SolveResult:
@@ -13,9 +13,6 @@ def solve(W: torch.Tensor, H: torch.Tensor, sparsity: float, *, damping: float |
     if done is not None:
         return done
     g, r, c = W3.shape
-    k = prune_counts(r, c, sparsity)
-    flat = W3.abs().reshape(g, -1)
-    idx = torch.topk(flat, k, dim=1, largest=False).indices
-    keep = torch.ones_like(flat, dtype=torch.bool).scatter_(1, idx, False).reshape(g, r, c)
+    keep = ~smallest(W3.abs().reshape(g, -1), prune_counts(g, r, c, sparsity)).reshape(g, r, c)
     W_new = W3 * keep
     return SolveResult(W_new, keep, None, relative_error(W3, W_new, H3))

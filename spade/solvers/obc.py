@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from . import SolveResult, _as_groups, prune_counts, relative_error, trivial
+from . import SolveResult, _as_groups, prune_counts, relative_error, smallest, trivial
 from .damping import DEFAULT_DAMPING, inverse_hessian, prepare_hessian
 
 # Bytes of row-wise d x d matrices held at once (one H^-1 copy per row in a chunk).
@@ -82,10 +82,8 @@ def solve(W: torch.Tensor, H: torch.Tensor, sparsity: float, *, damping: float =
         losses[s:e], order[s:e] = greedy_path(rows[s:e].clone(), Hinv[group_of_row[s:e]].clone())
     # Allocation: the k smallest increments of each group, made monotone along each row's path so
     # that the selection is a prefix of every row's removal order.
-    k = prune_counts(r, c, sparsity)
-    inc = losses.reshape(g, r * c).reshape(g, r, c).cummax(-1).values.reshape(g, -1)
-    chosen = torch.zeros_like(inc, dtype=torch.bool)
-    chosen.scatter_(1, torch.topk(inc, k, dim=1, largest=False).indices, True)
+    inc = losses.reshape(g, r, c).cummax(-1).values.reshape(g, -1)
+    chosen = smallest(inc, prune_counts(g, r, c, sparsity))
     counts = chosen.reshape(g * r, c).sum(1)
     in_prefix = torch.arange(c, device=W3.device)[None, :] < counts[:, None]
     pruned = torch.zeros(g * r, c, dtype=torch.bool, device=W3.device).scatter_(1, order, in_prefix)

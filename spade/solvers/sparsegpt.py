@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from . import SolveResult, _as_groups, prune_counts, relative_error, trivial
+from . import SolveResult, _as_groups, prune_counts, relative_error, smallest, trivial
 from .damping import DEFAULT_DAMPING, prepare_hessian, upper_cholesky_of_inverse
 
 BLOCK_SIZE = 128
@@ -26,24 +26,21 @@ def solve(W: torch.Tensor, H: torch.Tensor, sparsity: float, *, damping: float =
     Hinv, used = upper_cholesky_of_inverse(prepare_hessian(H3), damping)
     Wk = W3.to(dtype).clone()
     mask = torch.ones_like(Wk, dtype=torch.bool)
-    total = prune_counts(r, c, sparsity)
-    pruned_so_far = 0
+    total = prune_counts(g, r, c, sparsity).double()  # per group
+    pruned_so_far = torch.zeros(g, dtype=torch.long)
     for i1 in range(0, c, block_size):
         i2 = min(i1 + block_size, c)
         count = i2 - i1
         # exact cumulative counts: the layer ends with exactly `total` zeros per group
-        k = int(round(total * i2 / c)) - pruned_so_far
+        k = torch.round(total * i2 / c).long() - pruned_so_far
         pruned_so_far += k
         W1 = Wk[:, :, i1:i2].clone()
         Q1 = torch.zeros_like(W1)
         Err1 = torch.zeros_like(W1)
         Hinv1 = Hinv[:, i1:i2, i1:i2]
         d = Hinv1.diagonal(dim1=-2, dim2=-1)  # g x count
-        mask1 = torch.zeros_like(W1, dtype=torch.bool)  # True: prune
-        if k > 0:
-            scores = (W1 ** 2 / d[:, None, :] ** 2).reshape(g, -1)
-            idx = torch.topk(scores, k, dim=1, largest=False).indices
-            mask1.view(g, -1).scatter_(1, idx, True)
+        # adaptive mask selection: the k lowest OBS scores of the whole block, across rows
+        mask1 = smallest((W1 ** 2 / d[:, None, :] ** 2).reshape(g, -1), k).reshape(W1.shape)  # True: prune
         for i in range(count):
             w = W1[:, :, i]
             q = w.masked_fill(mask1[:, :, i], 0.0)
