@@ -24,6 +24,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse that raises instead of printing usage and exiting, so errors stay one line."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        """Raise the message as a UsageError."""
         raise UsageError(message)
 
 

@@ -107,6 +107,7 @@ def validate_responses(df: pd.DataFrame, source: str = "responses", row_label: s
     df = df.loc[:, list(COLUMNS)].astype(str).apply(lambda s: s.str.strip())
 
     def refuse(mask: pd.Series, what: str) -> None:
+        """Raise naming the rows of `mask`, if any."""
         if mask.any():
             rows = [int(i) for i in df.index[mask.to_numpy()]]
             label = _name_rows(rows).replace("row", row_label, 1)

@@ -19,6 +19,7 @@ conditions, rated by different raters), so they are not independent.
 from __future__ import annotations
 
 import warnings
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -172,7 +173,8 @@ def cluster_bootstrap(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0, rater
     return out
 
 
-def fit_all(df: pd.DataFrame, seed: int = 0, n_boot: int = 2000, progress=None) -> dict[str, object]:
+def fit_all(df: pd.DataFrame, seed: int = 0, n_boot: int = 2000,
+            progress: Callable[[str], object] | None = None) -> dict[str, object]:
     """Primary mixed models, GEE checks and the cluster bootstrap; `progress` is called after each step."""
     steps = [
         ("mixed_net", lambda: mixed_logit(df, "net", seed)),

@@ -164,6 +164,7 @@ def run_power(assign: Planner, rater_counts: list[int], sims: int, out_dir: str 
     bar = tqdm(total=len(todo), desc="simulated studies", unit="study", disable=not progress)
     with open(sims_path, "a") as fh:
         def record(rec: dict) -> None:
+            """Keep one finished study, in memory and on disk at once."""
             done[rec["raters"], rec["sim"]] = rec
             fh.write(json.dumps(rec) + "\n")
             fh.flush()
@@ -238,7 +239,7 @@ def _counts(text: str) -> list[int]:
     return values
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The parser of `spade-study analyze power`."""
     from analysis.cli import OneLineParser
 

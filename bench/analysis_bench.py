@@ -22,6 +22,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ from analysis.pipeline import summarize, write_outputs  # noqa: E402
 from analysis.power import RaterModel, simulate_responses  # noqa: E402
 
 BUDGET_S = 60.0
+T = TypeVar("T")
 COLUMNS = ["rater_id", "task_id", "item_id", "condition", "target", "choice", "correct", "is_catch",
            "shown_at", "answered_at", "response_ms"]
 
@@ -88,7 +90,8 @@ def build_inputs(n_raters: int, per_rater: int, n_items: int, seed: int, folder:
     return csv, db_path, len(df)
 
 
-def timed(fn):
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
+    """Call fn; return its result and the wall time in seconds."""
     t = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t
