@@ -27,7 +27,7 @@ from study.config import ConfigError, load_config  # noqa: E402
 from study.db import StudyDBError  # noqa: E402
 from study.export import backup_bytes, responses_csv_text  # noqa: E402
 from study.practice import PracticeTrial, worked_example  # noqa: E402
-from study.render import crop_region, draw_regions, framed, load_rgb  # noqa: E402
+from study.render import crop_region, draw_regions, framed, task_images  # noqa: E402
 from study.service import Assignment, Refused, StudyService  # noqa: E402
 
 ENV_BUNDLE, ENV_DB, ENV_CONFIG = "SPADE_STUDY_BUNDLE", "SPADE_STUDY_DB", "SPADE_STUDY_CONFIG"
@@ -54,22 +54,32 @@ def admin_password() -> str | None:
 
 
 # --------------------------------------------------------------------------- drawing
-def show_trial(visualization, image, box_a: list[int], box_b: list[int]) -> None:
+def show_trial(pictures: dict) -> None:
     """Lay out one trial: the visualization, the photo with A and B outlined, and the two crops."""
     left, right = st.columns([1, 2])
     with left:
         st.markdown("**Neuron visualization**")
-        st.image(visualization, width=280)
+        st.image(pictures["visualization"], width=280)
     with right:
         st.markdown("**Photo with regions A and B**")
-        st.image(draw_regions(image, box_a, box_b), width=448)
+        st.image(pictures["photo"], width=448)
     ca, cb, _ = st.columns([1, 1, 1])
     with ca:
         st.markdown("**Region A**")
-        st.image(framed(crop_region(image, box_a), "A"))
+        st.image(pictures["crop_a"])
     with cb:
         st.markdown("**Region B**")
-        st.image(framed(crop_region(image, box_b), "B"))
+        st.image(pictures["crop_b"])
+
+
+def practice_pictures(t: PracticeTrial) -> dict:
+    """The four pictures of a synthetic practice trial."""
+    return {
+        "visualization": t.visualization,
+        "photo": draw_regions(t.image, t.box_a, t.box_b),
+        "crop_a": framed(crop_region(t.image, t.box_a), "A"),
+        "crop_b": framed(crop_region(t.image, t.box_b), "B"),
+    }
 
 
 def answer_buttons(key: str, on_click, args: tuple, disabled: bool = False) -> None:
@@ -82,7 +92,7 @@ def answer_buttons(key: str, on_click, args: tuple, disabled: bool = False) -> N
                 key=f"{key}-{choice}",
                 on_click=on_click,
                 args=(*args, choice),
-                type="primary" if choice != "undecided" else "secondary",
+                type="secondary",  # equal weight: no answer looks like the expected one
                 disabled=disabled,
                 width="stretch",
             )
@@ -134,7 +144,7 @@ def instructions_page(svc: StudyService, rater_id: str) -> None:
     st.markdown(svc.config.instructions_text)
     st.subheader("A worked example")
     ex = worked_example(svc.config.seed)
-    show_trial(ex.visualization, ex.image, ex.box_a, ex.box_b)
+    show_trial(practice_pictures(ex))
     st.success(ex.explanation)
     st.markdown("Next come a few practice tasks with feedback, then the study itself.")
     st.button("Start the practice", type="primary", on_click=svc.finish_instructions, args=(rater_id,), key="instr-done")
@@ -171,7 +181,7 @@ def practice_page(svc: StudyService, rater_id: str) -> None:
     st.title("Practice")
     st.markdown(f"Round {state.round}, practice task {state.trial + 1} of {state.trials}. You will get feedback after each answer.")
     st.markdown("Which region, **A** or **B**, makes this neuron respond?")
-    show_trial(trial.visualization, trial.image, trial.box_a, trial.box_b)
+    show_trial(practice_pictures(trial))
 
     def answer(round_: int, trial_: int, choice: str) -> None:
         try:
@@ -198,11 +208,8 @@ def task_page(svc: StudyService, rater_id: str, a: Assignment) -> None:
     st.title(f"Task {a.position + 1} of {a.total}")
     st.progress(answered / a.total, text=f"{answered} of {a.total} answered")
     st.markdown("Which region, **A** or **B**, makes this neuron respond? Answers are final.")
-    image = load_rgb(a.image)
-    correct_box = a.box_a if a.correct == "A" else a.box_b
-    # A catch trial shows the correct region itself in place of the visualization.
-    visualization = crop_region(image, correct_box, 224) if a.visualization is None else load_rgb(a.visualization)
-    show_trial(visualization, image, a.box_a, a.box_b)
+    # A catch trial (no visualization) shows the correct region itself in its place.
+    show_trial(task_images(a.image, a.visualization, a.box_a, a.box_b, a.correct))
     if svc.config.confidence:
         st.radio(
             "How confident are you in your answer? (1 = guessing, 5 = certain)",

@@ -169,14 +169,15 @@ def _pick_main(
 ) -> Task | None:
     allowed = allowed_conditions(history, policy)
     k = policy.ratings_per_task
-    # Tasks still below k, per condition and per item: draining both conditions evenly and the neediest
-    # items first keeps the last under-covered tasks takeable by the raters still to come.
-    under_cond: dict[str, int] = {c: 0 for c in CONDITIONS}
-    under_item: dict[str, int] = {}
+    # Ratings still missing to reach k, per condition and per image: draining both conditions evenly
+    # and the neediest images first keeps the last under-covered tasks takeable by the raters to come
+    # (a rater takes one task per image, so tasks left on one image strand).
+    deficit_cond: dict[str, int] = {c: 0 for c in CONDITIONS}
+    deficit_item: dict[str, int] = {}
     for t in main_tasks:
-        if counts.get(t.task_id, 0) < k:
-            under_cond[t.condition] += 1
-            under_item[t.item_id] = under_item.get(t.item_id, 0) + 1
+        missing = max(0, k - counts.get(t.task_id, 0))
+        deficit_cond[t.condition] += missing
+        deficit_item[t.item_id] = deficit_item.get(t.item_id, 0) + missing
     best, best_key = None, None
     for t in main_tasks:
         if t.item_id in history.items_seen or t.condition not in allowed:
@@ -185,8 +186,8 @@ def _pick_main(
         key = (
             min(c, k),  # below k first
             history.main_by_condition[t.condition],  # the rater's lesser condition
-            -under_cond[t.condition],
-            -under_item.get(t.item_id, 0),
+            -deficit_cond[t.condition],
+            -deficit_item[t.item_id],
             c,  # least-rated, also beyond k
             rng.random(),  # random order among equals
         )

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from generation.manifest import ManifestError
@@ -79,19 +80,24 @@ def serve_main(argv: list[str]) -> int:
     url = f"http://{args.address}:{args.port}/"
     print(f"Serving the study at {url} (bundle {bundle}, database {db}); admin page: {url}?page=admin", flush=True)
     proc = subprocess.Popen(cmd, env=env)
+    # Stopping `serve` must stop Streamlit too: forward the usual stop signals to it, then wait.
+    forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in forwarded:
+            previous[sig] = signal.signal(sig, lambda signum, _frame: proc.send_signal(signum))
     try:
         return proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        try:
-            return proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if proc.poll() is None:
             proc.terminate()
-            proc.wait()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def _raters_parser() -> argparse.ArgumentParser:

@@ -62,3 +62,23 @@ def framed(image: Image.Image, side: str, border: int = 6) -> Image.Image:
     out = Image.new("RGB", (image.width + 2 * border, image.height + 2 * border), SIDE_COLOURS[side])
     out.paste(image, (border, border))
     return out
+
+
+def task_images(
+    image_path: str | Path, visualization_path: str | Path | None, box_a: list[int], box_b: list[int], correct: str
+) -> dict[str, Image.Image]:
+    """Return the four pictures of a task: visualization, photo with regions, crop A, crop B.
+
+    Without a visualization (a catch trial) the correct region's crop takes its place.
+    """
+    image = load_rgb(image_path)
+    if visualization_path is None:
+        vis = crop_region(image, box_a if correct == "A" else box_b, 224)
+    else:
+        vis = load_rgb(visualization_path)
+    return {
+        "visualization": vis,
+        "photo": draw_regions(image, box_a, box_b),
+        "crop_a": framed(crop_region(image, box_a), "A"),
+        "crop_b": framed(crop_region(image, box_b), "B"),
+    }

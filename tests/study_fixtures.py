@@ -196,12 +196,28 @@ def serve_study(
         wait_healthy(base, proc)
         yield base
     finally:
-        proc.terminate()
+        stop_process_group(proc)
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Stop a process started with `start_new_session=True` and everything it started (its group)."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            proc.wait(timeout=15)
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=timeout)
+            break
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+            continue
+    # The group may outlive its leader for a moment; make sure nothing of it is left.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def launch_chromium(playwright: object, **kwargs: object) -> object:
@@ -210,99 +226,147 @@ def launch_chromium(playwright: object, **kwargs: object) -> object:
 
 
 # --------------------------------------------------------------------------- driving one rater
-STAGE_MARKERS = {
-    "consent": "Consent",
-    "instructions": "Instructions",
-    "practice": "Practice",
-    "task": "Task ",
-    "done": "Thank you",
-    "refused": "Cannot continue",
-}
+# Streamlit gives every keyed widget the CSS class `st-key-<key>`; the app's keys name the step
+# (consent-continue, instr-done, practice-<round>-<trial>-<choice>, practice-next-<round>-<trial>,
+# task-<assignment_id>-<choice>), so the page's stage and the exact button are found by class.
+_STAGE_SELECTORS = [
+    ("done", "h1:has-text('Thank you')"),
+    ("refused", "h1:has-text('Cannot continue')"),
+    ("declined", "h1:has-text('You chose not to take part')"),
+    ("consent", ".st-key-consent-continue"),
+    ("instructions", ".st-key-instr-done"),
+    ("practice_feedback", "[class*='st-key-practice-next-']"),
+    ("practice", "[class*='st-key-practice-'][class*='-A']"),
+    ("task", "[class*='st-key-task-'][class*='-A']"),
+]
+_CHOICE_KEYS = {"A": "A", "B": "B", "undecided": "undecided"}
 
 
-def wait_for_text(page: object, text: str, timeout_ms: int = 30_000) -> None:
-    """Wait until `text` is visible on the page."""
-    page.get_by_text(text, exact=False).first.wait_for(state="visible", timeout=timeout_ms)  # type: ignore[attr-defined]
-
-
-def current_stage(page: object, timeout_ms: int = 30_000) -> str:
-    """Return which page the rater is on, by its heading (consent, instructions, practice, task, done, refused)."""
+def current_stage(page: object, timeout_ms: int = 60_000) -> str:
+    """Wait for a settled study page and return its stage: consent, instructions, practice,
+    practice_feedback, task, done, refused or declined."""
     deadline = time.monotonic() + timeout_ms / 1000
     while time.monotonic() < deadline:
-        for stage, marker in STAGE_MARKERS.items():
-            loc = page.locator(f"h1:has-text('{marker}'), h2:has-text('{marker}')")  # type: ignore[attr-defined]
+        for stage, selector in _STAGE_SELECTORS:
+            loc = page.locator(selector)  # type: ignore[attr-defined]
             if loc.count() and loc.first.is_visible():
                 return stage
-        time.sleep(0.2)
+        time.sleep(0.1)
     raise TimeoutError("no known study page appeared")
 
 
-def click_button(page: object, label: str, timeout_ms: int = 30_000) -> None:
-    """Click the Streamlit button with exactly this label."""
-    page.get_by_role("button", name=label, exact=True).click(timeout=timeout_ms)  # type: ignore[attr-defined]
+def _key_of(page: object, prefix: str) -> str:
+    """Return the widget key (without the choice suffix) of the first element whose key starts with `prefix`."""
+    cls = page.locator(f"[class*='st-key-{prefix}']").first.get_attribute("class") or ""  # type: ignore[attr-defined]
+    key = next(c for c in cls.split() if c.startswith(f"st-key-{prefix}")).removeprefix("st-key-")
+    return key
+
+
+def click_key(page: object, key: str, timeout_ms: int = 60_000) -> None:
+    """Click the button with this Streamlit key and wait until the rerun has replaced it."""
+    page.locator(f".st-key-{key} button").click(timeout=timeout_ms)  # type: ignore[attr-defined]
+    page.locator(f".st-key-{key}").wait_for(state="detached", timeout=timeout_ms)  # type: ignore[attr-defined]
 
 
 def task_counter(page: object) -> tuple[int, int]:
-    """Return (n, total) from the 'Task n of total' heading."""
-    text = page.locator("h2:has-text('Task ')").first.inner_text()  # type: ignore[attr-defined]
+    """Return (n, total) from the task page's 'Task n of total' heading."""
+    text = page.locator("h1:has-text('Task ')").first.inner_text()  # type: ignore[attr-defined]
     parts = text.split()
     return int(parts[1]), int(parts[3])
 
 
-def answer_step(page: object, choose: Callable[[int], str] = lambda n: "A") -> str:
-    """Advance one step from whatever page is shown; return the stage that was handled."""
+def current_assignment_id(page: object) -> int:
+    """Return the assignment id of the task on the page (from its buttons' keys)."""
+    return int(_key_of(page, "task-").split("-")[1])
+
+
+def next_action(
+    page: object,
+    choose: Callable[[int], str] = lambda n: "A",
+    practice_answer: Callable[[int, int], str] = lambda rnd, trial: "A",
+) -> tuple[str, str | None]:
+    """Return (stage, key of the button that advances it); ticks the consent box on the way.
+    The key is None on the end, refusal and declined pages."""
     stage = current_stage(page)
     if stage == "consent":
-        page.get_by_text("I have read the information above and agree to take part").click()  # type: ignore[attr-defined]
-        click_button(page, "Continue")
-    elif stage == "instructions":
-        click_button(page, "Start the practice")
-    elif stage == "practice":
-        # Practice answers are checked: read the correct one from the page's test hook is not possible,
-        # so answer A and let a failed round repeat (the config's max_rounds bounds it).
-        if page.get_by_role("button", name="Next", exact=True).count():  # type: ignore[attr-defined]
-            click_button(page, "Next")
-        else:
-            click_button(page, "A")
-    elif stage == "task":
+        page.locator(".st-key-consent-agree label").click()  # type: ignore[attr-defined]
+        page.locator(".st-key-consent-continue button:not([disabled])").wait_for(timeout=60_000)  # type: ignore[attr-defined]
+        return stage, "consent-continue"
+    if stage == "instructions":
+        return stage, "instr-done"
+    if stage == "practice_feedback":
+        return stage, _key_of(page, "practice-next-")
+    if stage == "practice":
+        _, rnd, trial, _choice = _key_of(page, "practice-").split("-")
+        return stage, f"practice-{rnd}-{trial}-{practice_answer(int(rnd), int(trial))}"
+    if stage == "task":
         n, _ = task_counter(page)
-        label = {"A": "A", "B": "B", "undecided": "Can't decide"}[choose(n)]
-        click_button(page, label)
+        return stage, f"task-{current_assignment_id(page)}-{_CHOICE_KEYS[choose(n)]}"
+    return stage, None
+
+
+def answer_step(
+    page: object,
+    choose: Callable[[int], str] = lambda n: "A",
+    practice_answer: Callable[[int, int], str] = lambda rnd, trial: "A",
+) -> str:
+    """Advance one step from whatever page is shown; return the stage that was handled."""
+    stage, key = next_action(page, choose, practice_answer)
+    if key is not None:
+        click_key(page, key)
     return stage
+
+
+def step_together(pages: list, chooses: list[Callable[[int], str]]) -> list[str]:
+    """Advance several raters by one step each, clicking all buttons before waiting for any rerun,
+    so that the server handles their requests at the same time; return their stages."""
+    actions = [next_action(p, c) for p, c in zip(pages, chooses)]
+    for page, (_, key) in zip(pages, actions):
+        if key is not None:
+            page.locator(f".st-key-{key} button").click()
+    for page, (_, key) in zip(pages, actions):
+        if key is not None:
+            page.locator(f".st-key-{key}").wait_for(state="detached", timeout=60_000)
+    return [stage for stage, _ in actions]
+
+
+def completion_code(page: object) -> str:
+    """Return the completion code shown on the end page."""
+    return page.locator("[data-testid='stCode'] code, code").first.inner_text().strip()  # type: ignore[attr-defined]
 
 
 def drive_rater(
     page: object,
     url: str,
     choose: Callable[[int], str] = lambda n: "A",
+    practice_answer: Callable[[int, int], str] = lambda rnd, trial: "A",
     reload_at_task: int | None = None,
     max_steps: int = 200,
 ) -> str:
     """Open `url` and take the rater to the end page; return the completion code shown there.
 
-    `choose(n)` gives the answer ("A", "B" or "undecided") for task number n (1-based).
-    `reload_at_task`: reload the page once when task n is shown, before answering it.
+    `choose(n)` gives the answer ("A", "B" or "undecided") to task number n (1-based);
+    `practice_answer(round, trial)` the answer to a practice trial.
+    `reload_at_task`: reload the page once when task n is shown, before answering it, and
+    check that the same task comes back.
     """
     page.goto(url)  # type: ignore[attr-defined]
     reloaded = False
-    last_task_seen = 0
     for _ in range(max_steps):
         stage = current_stage(page)
         if stage == "done":
-            return page.locator("code").first.inner_text().strip()  # type: ignore[attr-defined]
-        if stage == "refused":
-            raise AssertionError("the study refused this rater: " + page.inner_text("body")[:300])  # type: ignore[attr-defined]
-        if stage == "task":
-            n, _ = task_counter(page)
-            if n == last_task_seen:
-                time.sleep(0.2)  # the previous click's rerun has not landed yet
-                continue
-            if reload_at_task is not None and n == reload_at_task and not reloaded:
-                reloaded = True
-                page.reload()  # type: ignore[attr-defined]
-                continue
-            last_task_seen = n
-        answer_step(page, choose)
+            return completion_code(page)
+        if stage in ("refused", "declined"):
+            raise AssertionError(f"the study stopped this rater ({stage}): " + page.inner_text("body")[:300])  # type: ignore[attr-defined]
+        if stage == "task" and reload_at_task is not None and not reloaded and task_counter(page)[0] == reload_at_task:
+            before = (task_counter(page), current_assignment_id(page))
+            reloaded = True
+            page.reload()  # type: ignore[attr-defined]
+            assert current_stage(page) == "task", "a reload did not come back to the task"
+            after = (task_counter(page), current_assignment_id(page))
+            assert after == before, f"a reload moved the rater from {before} to {after}"
+            continue
+        answer_step(page, choose, practice_answer)
     raise AssertionError(f"the rater did not finish within {max_steps} steps")
 
 
@@ -324,8 +388,10 @@ def make_service(tmp_path: Path, bundle: Path, db_name: str = "study.db", **over
     from study.service import StudyService
 
     overrides.setdefault("identity", "open")
-    cfg = load_config(write_config(tmp_path / f"{db_name}.toml", **overrides))
-    return StudyService(tmp_path / db_name, bundle, cfg)
+    config_path = write_config(tmp_path / f"{db_name}.toml", **overrides)
+    svc = StudyService(tmp_path / db_name, bundle, load_config(config_path))
+    svc.config_path = config_path  # for tests that start the app on the same study
+    return svc
 
 
 def finish_practice(svc, rater_id: str) -> None:

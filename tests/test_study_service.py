@@ -261,22 +261,36 @@ def test_stats_report_decision_rate_agreement_and_pairs(tmp_path, study_bundle) 
 
 
 def test_pairs_of_raters_on_the_same_task_are_compared_through_their_own_layouts(tmp_path) -> None:
+    from itertools import combinations
+
     from study_fixtures import make_bundle
 
-    bundle = make_bundle(tmp_path / "b6", n_items=4)
+    bundle = make_bundle(tmp_path / "b4", n_items=4)
     svc = make_service(tmp_path, bundle, tasks_per_rater=2, catch_per_rater=0)
-    raters = [rater_at_tasks(svc) for _ in range(8)]  # 16 main ratings over 16 tasks, then 16 more: pairs
-    for rid in raters:
-        answer_all(svc, rid, choose=lambda a: a.correct)
-    more = [rater_at_tasks(svc) for _ in range(8)]
-    for rid in more:
-        answer_all(svc, rid, choose=lambda a: "A" if a.condition == "dense" else a.correct)
+    # 16 raters x 2 tasks = 32 ratings over 16 tasks: every task rated by a pair of raters.
+    for i in range(16):
+        rid = rater_at_tasks(svc)
+        if i < 8:
+            answer_all(svc, rid, choose=lambda a: a.correct)
+        else:  # "A" whatever the layout in dense; sometimes undecided in spade
+            answer_all(svc, rid, choose=lambda a: "A" if a.condition == "dense" else ("undecided" if a.position else a.correct))
+    rows = list(connect(svc.db_path).query("SELECT * FROM responses_export"))
+    assert sorted(Counter(r["task_id"] for r in rows).values()) == [2] * 16
+    expected = {c: Counter() for c in ("dense", "spade")}
+    by_task: dict[str, list[dict]] = {}
+    for r in rows:
+        by_task.setdefault(r["task_id"], []).append(r)
+    for task_rows in by_task.values():
+        for x, y in combinations(task_rows, 2):
+            if "undecided" in (x["choice"], y["choice"]):
+                continue
+            same = (x["choice"] == x["correct"]) == (y["choice"] == y["correct"])
+            expected[x["condition"]]["agree" if same else "disagree"] += 1
     by = {c["condition"]: c for c in svc.stats()["conditions"]}
-    assert by["spade"]["pairs_agree"] == 8 and by["spade"]["pairs_disagree"] == 0
+    for cond in ("dense", "spade"):
+        assert (by[cond]["pairs_agree"], by[cond]["pairs_disagree"]) == (expected[cond]["agree"], expected[cond]["disagree"])
     assert by["dense"]["pairs_agree"] + by["dense"]["pairs_disagree"] == 8
-    # Dense second raters chose "A" regardless: they agree with the first rater exactly when A was correct.
-    rows = list(connect(svc.db_path).query("SELECT * FROM responses_export WHERE condition = 'dense' AND rater_id IN (%s)" % ",".join("?" * 8), more))
-    assert by["dense"]["pairs_agree"] == sum(r["correct"] == "A" for r in rows)
+    assert by["spade"]["pairs_disagree"] == 0
 
 
 def test_too_many_tasks_for_the_bundle_is_refused(tmp_path, study_bundle) -> None:
