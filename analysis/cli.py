@@ -101,10 +101,14 @@ def main(argv: list[str] | None = None, assign: Callable | None = None) -> int:
     from analysis.tables import headline_table, to_markdown
 
     source = f"--db {args.db}" if args.db else f"--responses {args.responses}"
-    summary = run_analysis(responses, args.out, source=source, progress=not args.quiet,
-                           exclude_failing_catch=args.exclude_raters_failing_catch,
-                           min_catch_accuracy=args.min_catch_accuracy, seed=args.seed,
-                           n_boot=args.bootstrap, fit_models=not args.no_models)
+    try:
+        summary = run_analysis(responses, args.out, source=source, progress=not args.quiet,
+                               exclude_failing_catch=args.exclude_raters_failing_catch,
+                               min_catch_accuracy=args.min_catch_accuracy, seed=args.seed,
+                               n_boot=args.bootstrap, fit_models=not args.no_models)
+    except ResponsesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(to_markdown(headline_table(summary)[1]))
     inp = summary["input"]
     if inp["excluded_raters"]:

@@ -78,12 +78,14 @@ def rater_agreement(raters: pd.DataFrame, summary: dict, stem: str | Path) -> li
         ax.scatter(i + jitter[ok, i], vals[ok], s=14, color="#34495e", zorder=2)
         pooled = summary[cond]["agreement"]
         if pooled is not None:
+            labelled = bool(ax.get_legend_handles_labels()[1])
             ax.hlines(100 * pooled, i - 0.25, i + 0.25, color="#c8553d", lw=2.5, zorder=3,
-                      label="pooled" if i == 0 else None)
+                      label=None if labelled else "pooled")
     ax.set_xticks([0, 1], ["Dense", "SPADE"])
     ax.set_xlim(-0.5, 1.5)
     ax.set_ylim(-2, 102)
     ax.set_ylabel("agreement with Score-CAM among decided (%)")
     ax.set_title(f"Per-rater agreement ({len(kept)} raters)")
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    if ax.get_legend_handles_labels()[1]:
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
     return _save(fig, Path(stem))

@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 from analysis import figures, tables
 from analysis.files import write_json_atomic, write_text_atomic
 from analysis.interrater import inter_rater
-from analysis.io import CONDITIONS, add_outcomes
+from analysis.io import CONDITIONS, ResponsesError, add_outcomes
 from analysis.items import item_table
 from analysis.metrics import condition_metrics, differences
 from analysis.models import fit_all
@@ -31,6 +31,9 @@ def summarize(responses: pd.DataFrame, *, exclude_failing_catch: bool = False,
     excluded = failing if exclude_failing_catch else []
     raters = rater_table(df, excluded)
     main = df[(df["is_catch"] == 0) & ~df["rater_id"].isin(excluded)]
+    if main.empty:
+        why = " or from raters failing the catch trials" if excluded else ""
+        raise ResponsesError(f"no ratings to analyse: all {len(df)} responses are catch trials{why}")
 
     per_condition = condition_metrics(main)
     agreement = inter_rater(main)

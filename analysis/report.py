@@ -5,7 +5,7 @@ import pandas as pd
 
 from analysis.paper import COUNTS, PUBLISHED, RATERS, RATINGS, STATED_DIFFERENCES
 from analysis.tables import (RATE_LABELS, interrater_display, interrater_table, models_display, models_table,
-                             paper_display, paper_table, pct, pct_ci, pvalue, to_markdown)
+                             paper_display, paper_table, pct, pct_ci, pct_with_ci, pvalue, to_markdown)
 
 
 def _verdict(inside: bool | None) -> str:
@@ -48,9 +48,9 @@ def render_report(summary: dict, source: str = "") -> str:
             "metric": label,
             "paper (from its rates)": f"{published:.1f}" + (
                 f" (text: {stated:.1f})" if stated is not None and abs(stated - published) > 0.05 else ""),
-            "measured [Newcombe 95% CI]": f"{pct(diff['estimate'])} {pct_ci(diff['ci'])}",
+            "measured [Newcombe 95% CI]": pct_with_ci(diff["estimate"], diff["ci"]),
             "z-test p (descriptive)": pvalue(diff["p"]),
-            "bootstrap raters x items 95% CI": pct_ci(boot["raters_and_items"][m]["ci"]) if boot else "not run",
+            "bootstrap raters x items 95% CI": (pct_ci(boot["raters_and_items"][m]["ci"]) or "--") if boot else "not run",
         })
     lines.append(to_markdown(pd.DataFrame(rows)))
     lines += ["", "Differences in points. The Newcombe interval and the z-test treat ratings as independent, "

@@ -24,8 +24,13 @@ def pct(x: float | None, digits: int = 1) -> str:
 
 
 def pct_ci(ci: list[float] | tuple[float, float] | None) -> str:
-    """An interval of fractions as '[lo, hi]' in percent."""
-    return "--" if ci is None else f"[{pct(ci[0])}, {pct(ci[1])}]"
+    """An interval of fractions as '[lo, hi]' in percent ('' when undefined)."""
+    return "" if ci is None or ci[0] is None or pd.isna(ci[0]) else f"[{pct(ci[0])}, {pct(ci[1])}]"
+
+
+def pct_with_ci(x: float | None, ci: list[float] | tuple[float, float] | None) -> str:
+    """'87.4 [83.7, 90.3]', or '--' when undefined."""
+    return f"{pct(x)} {pct_ci(ci)}".strip()
 
 
 def num(x: float | None, digits: int = 2) -> str:
@@ -50,7 +55,7 @@ def headline_table(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         for m, label in RATE_LABELS.items():
             ci = c[f"{m}_ci"] or [None, None]
             row.update({m: c[m], f"{m}_lo": ci[0], f"{m}_hi": ci[1]})
-            disp[f"{label} % [95% CI]"] = f"{pct(c[m])} {pct_ci(c[f'{m}_ci'])}"
+            disp[f"{label} % [95% CI]"] = pct_with_ci(c[m], c[f"{m}_ci"])
         row.update({k: c[k] for k in ("pairs_agree", "pairs_disagree", "pairs_ratio")})
         disp["pairs agree / disagree"] = f"{c['pairs_agree']} / {c['pairs_disagree']}"
         disp["ratio"] = num(c["pairs_ratio"])
@@ -62,7 +67,7 @@ def headline_table(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         d = summary["difference"][m]
         ci = d["ci"] or [None, None]
         row.update({m: d["estimate"], f"{m}_lo": ci[0], f"{m}_hi": ci[1]})
-        disp[f"{label} % [95% CI]"] = f"{pct(d['estimate'])} {pct_ci(d['ci'])}"
+        disp[f"{label} % [95% CI]"] = pct_with_ci(d["estimate"], d["ci"])
     disp["pairs agree / disagree"] = ""
     disp["ratio"] = ""
     rows.append(row)
@@ -137,7 +142,8 @@ def models_display(table: pd.DataFrame) -> pd.DataFrame:
     out = []
     for r in table.itertuples(index=False):
         if r.scale == "difference":
-            est, ci = f"{pct(r.estimate)} pts", pct_ci([r.ci_lo, r.ci_hi]) if not pd.isna(r.ci_lo) else "--"
+            est = "--" if r.estimate is None or pd.isna(r.estimate) else f"{pct(r.estimate)} pts"
+            ci = pct_ci([r.ci_lo, r.ci_hi]) or "--"
         else:
             est = num(r.estimate)
             ci = "--" if pd.isna(r.ci_lo) else f"[{num(r.ci_lo)}, {num(r.ci_hi)}]"

@@ -160,3 +160,31 @@ def test_cli_refuses_bad_input_with_one_line_and_writes_nothing(tmp_path, capsys
     assert "not allowed with" in capsys.readouterr().err
     assert analyze(["--responses", str(bad), "--out", str(out), "--min-catch-accuracy", "2"]) == 2
     assert "[0, 1]" in capsys.readouterr().err
+
+
+def test_nothing_left_to_analyse_is_refused(tmp_path, capsys):
+    only_catch = write_csv(responses_frame([("a", "k1", "i1", "dense", "A", "A", 1),
+                                            ("b", "k1", "i1", "dense", "B", "A", 1)]), tmp_path / "catch.csv")
+    assert analyze(["--responses", str(only_catch), "--out", str(tmp_path / "o"), "--no-models"]) == 2
+    assert "no ratings to analyse: all 2 responses are catch trials" in capsys.readouterr().err
+    # rater b misses the catch trial; excluding b leaves nothing of substance but a's rating
+    rows = GOOD[:1] + [("b", "k1", "i9", "dense", "B", "A", 1), ("b", "t7", "i7", "dense", "A", "A")]
+    path = write_csv(responses_frame(rows), tmp_path / "some.csv")
+    assert analyze(["--responses", str(path), "--out", str(tmp_path / "p"), "--no-models", "--quiet",
+                    "--exclude-raters-failing-catch"]) == 0
+    only_b = write_csv(responses_frame(rows[1:]), tmp_path / "b.csv")
+    assert analyze(["--responses", str(only_b), "--out", str(tmp_path / "q"), "--no-models", "--quiet",
+                    "--exclude-raters-failing-catch"]) == 2
+    assert "or from raters failing the catch trials" in capsys.readouterr().err
+
+
+def test_one_condition_only_gives_nulls_not_crashes(tmp_path):
+    spade_only = [r for r in GOOD if r[3] == "spade"]
+    path = write_csv(responses_frame(spade_only), tmp_path / "s.csv")
+    assert analyze(["--responses", str(path), "--out", str(tmp_path / "o"), "--quiet", "--bootstrap", "20"]) == 0
+    import json
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["dense"]["n"] == 0 and s["dense"]["decision_rate"] is None
+    assert s["difference"]["net"]["estimate"] is None
+    assert s["models"]["mixed_net"] == {"fitted": False, "reason": "only one condition present"}
+    assert s["models"]["bootstrap"]["raters"]["net"]["ci"] is None
