@@ -174,26 +174,32 @@ def _pick_main(
     # (a rater takes one task per image, so tasks left on one image strand).
     deficit_cond: dict[str, int] = {c: 0 for c in CONDITIONS}
     deficit_item: dict[str, int] = {}
+    get = counts.get
     for t in main_tasks:
-        missing = max(0, k - counts.get(t.task_id, 0))
-        deficit_cond[t.condition] += missing
-        deficit_item[t.item_id] = deficit_item.get(t.item_id, 0) + missing
-    best, best_key = None, None
+        c = get(t.task_id, 0)
+        if c < k:
+            deficit_cond[t.condition] += k - c
+            deficit_item[t.item_id] = deficit_item.get(t.item_id, 0) + k - c
+    seen = history.items_seen
+    by_cond = history.main_by_condition
+    best: list[Task] = []
+    best_key = None
     for t in main_tasks:
-        if t.item_id in history.items_seen or t.condition not in allowed:
+        if t.item_id in seen or t.condition not in allowed:
             continue
-        c = counts.get(t.task_id, 0)
+        c = get(t.task_id, 0)
         key = (
-            min(c, k),  # below k first
-            history.main_by_condition[t.condition],  # the rater's lesser condition
+            c if c < k else k,  # below k first
+            by_cond[t.condition],  # the rater's lesser condition
             -deficit_cond[t.condition],
-            -deficit_item[t.item_id],
+            -deficit_item.get(t.item_id, 0),
             c,  # least-rated, also beyond k
-            rng.random(),  # random order among equals
         )
         if best_key is None or key < best_key:
-            best, best_key = t, key
-    return best
+            best, best_key = [t], key
+        elif key == best_key:
+            best.append(t)
+    return rng.choice(best) if best else None  # random order among equals
 
 
 def _pick_catch(

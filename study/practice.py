@@ -11,9 +11,9 @@ matches the visualization.
 """
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -91,8 +91,9 @@ def _box(rng: random.Random, side: str) -> list[int]:
     return [x0, y0, x0 + w, y0 + h]
 
 
+@lru_cache(maxsize=64)
 def make_trial(index: int, seed: int = 0) -> PracticeTrial:
-    """Return practice trial number `index` (deterministic for a given seed)."""
+    """Return practice trial number `index` (deterministic for a given seed; cached, treat as read-only)."""
     rng = random.Random(f"practice:{seed}:{index}")
     target, distractor = rng.sample(PATTERNS, 2)
     c_target, c_distractor = rng.sample(PALETTE, 2)

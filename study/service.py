@@ -13,8 +13,10 @@ from __future__ import annotations
 import functools
 import hmac
 import json
+import queue
 import re
 import secrets
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +161,8 @@ class StudyService:
             bind_bundle(db, self.manifest)
         finally:
             db.conn.close()
+        self._pool: queue.SimpleQueue[sqlite_utils.Database] = queue.SimpleQueue()
+        self._write_lock = threading.Lock()
         self.policy = Policy.from_config(config)
         tasks = tasks_for_items(self.items)
         self.tasks: dict[str, Task] = {t.task_id: t for t in tasks}
@@ -168,12 +172,27 @@ class StudyService:
     # ----------------------------------------------------------------- plumbing
     @contextmanager
     def _db(self) -> Iterator[sqlite_utils.Database]:
-        # One short-lived connection per call: Streamlit serves each session from its own thread.
-        db = connect(self.db_path)
+        # Streamlit serves each session from its own thread: a call borrows a connection from a pool
+        # (one thread at a time per connection) and gives it back. Connections stay open because
+        # closing the last one of a WAL database checkpoints and fsyncs (~10 ms per call).
+        try:
+            db = self._pool.get_nowait()
+        except queue.Empty:
+            db = connect(self.db_path)
         try:
             yield db
         finally:
-            db.conn.close()
+            if db.conn.in_transaction:  # never hand on a connection in an unknown state
+                db.conn.close()
+            else:
+                self._pool.put(db)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite_utils.Database]:
+        """A connection inside one `BEGIN IMMEDIATE` transaction. Writers of this process queue on a
+        lock first: SQLite's busy handler would make them poll with growing sleeps instead."""
+        with self._write_lock, self._db() as db, immediate(db):
+            yield db
 
     @staticmethod
     def _row(db: sqlite_utils.Database, sql: str, params: list) -> dict | None:
@@ -257,7 +276,7 @@ class StudyService:
         """Record consent (enrolling the rater first in Prolific and open mode); idempotent."""
         existing = self.identify(params)
         now = iso_from_ms(now_ms())
-        with self._db() as db, immediate(db):
+        with self._write() as db:
             if existing is None:
                 rater_id = "r-" + secrets.token_hex(5)
                 if self.config.identity == "prolific":
@@ -295,7 +314,7 @@ class StudyService:
     @_logs_refusals
     def finish_instructions(self, rater_id: str) -> Rater:
         """Mark the instructions as read; idempotent."""
-        with self._db() as db, immediate(db):
+        with self._write() as db:
             self._require_stage(db, rater_id, "instructions", "practice", "tasks", "done")
             db.execute(
                 "UPDATE raters SET instructions_done_at = ? WHERE rater_id = ? AND instructions_done_at IS NULL",
@@ -331,7 +350,7 @@ class StudyService:
         if choice not in CHOICES:
             raise Refused("tampered", "This answer is not one of the offered choices; it was not recorded.", rater_id)
         pcfg = self.config.practice
-        with self._db() as db, immediate(db):
+        with self._write() as db:
             row = self._require_stage(db, rater_id, "practice")
             state = self._practice_state(db, row)
             if (round_, trial) != (state.round, state.trial):
@@ -425,19 +444,19 @@ class StudyService:
             pending = self._row(db, self._PENDING_SQL, [rater_id])
             if pending is not None:
                 return self._assignment(pending)
-            with immediate(db):
-                # Re-read under the write lock: another tab of the same rater may have been faster.
-                pending = self._row(db, self._PENDING_SQL, [rater_id])
-                if pending is not None:
-                    return self._assignment(pending)
-                if self._stage(self._rater_row(db, rater_id)) == "done":
-                    return None
-                pick = choose_next(self.main_tasks, self.catch_tasks, self._coverage(db), self._history(db, rater_id), self.policy)
-                if pick is None:
-                    self._complete(db, rater_id)
-                    return None
-                new = self._insert_assignment(db, rater_id, pick)
-            return self._assignment(new)
+        with self._write() as db:
+            # Re-read under the write lock: another tab of the same rater may have been faster.
+            pending = self._row(db, self._PENDING_SQL, [rater_id])
+            if pending is not None:
+                return self._assignment(pending)
+            if self._stage(self._rater_row(db, rater_id)) == "done":
+                return None
+            pick = choose_next(self.main_tasks, self.catch_tasks, self._coverage(db), self._history(db, rater_id), self.policy)
+            if pick is None:
+                self._complete(db, rater_id)
+                return None
+            new = self._insert_assignment(db, rater_id, pick)
+        return self._assignment(new)
 
     def _insert_assignment(self, db: sqlite_utils.Database, rater_id: str, pick: Pick) -> dict:
         ms = now_ms()
@@ -466,7 +485,7 @@ class StudyService:
             assignment_id = int(assignment_id)
         except (TypeError, ValueError):
             raise Refused("tampered", "This answer does not match a task shown to you; it was not recorded.", rater_id, **detail) from None
-        with self._db() as db, immediate(db):
+        with self._write() as db:
             self._require_stage(db, rater_id, "tasks", "done")
             row = self._row(
                 db,
