@@ -17,6 +17,7 @@ A run takes about a minute and starts from a fresh database in a temporary folde
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 import json
 import random
 import statistics
@@ -34,9 +35,28 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from study.config import load_config  # noqa: E402
-from study.db import connect  # noqa: E402
+from study.db import connect, immediate  # noqa: E402
 from study.service import Refused, StudyService  # noqa: E402
 from study_fixtures import make_bundle, write_config  # noqa: E402
+
+
+class PerCallConnectionService(StudyService):
+    """The design the app does not use, for comparison: a new connection per call, closed after it
+    (closing the last connection of a WAL file checkpoints it), and writers waiting in SQLite's busy
+    handler instead of on an in-process lock."""
+
+    @contextmanager
+    def _db(self):
+        db = connect(self.db_path)
+        try:
+            yield db
+        finally:
+            db.conn.close()
+
+    @contextmanager
+    def _write(self):
+        with self._db() as db, immediate(db):
+            yield db
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -154,8 +174,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=2)
     p.add_argument("--think", type=float, nargs=2, default=(0.05, 0.3), metavar=("MIN_S", "MAX_S"),
                    help="pause between two answers of a rater, uniform in [MIN_S, MAX_S] seconds")
+    p.add_argument("--compare", action="store_true",
+                   help="then run the same load with a connection per call and no in-process write lock, and report the p95 ratios")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "study_bench.json")
     args = p.parse_args(argv)
+    report = run(args, StudyService)
+    if args.compare:
+        naive = run(args, PerCallConnectionService)
+        report["compare_per_call_connections"] = {
+            "latency_ms": naive["latency_ms"],
+            "lost": naive["lost"],
+            "duplicated": naive["duplicated"],
+            "p95_ratio_next": round(naive["latency_ms"]["next"][95] / report["latency_ms"]["next"][95], 1),
+            "p95_ratio_submit": round(naive["latency_ms"]["submit"][95] / report["latency_ms"]["submit"][95], 1),
+        }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    lat, result = report["latency_ms"], report
+    ok = (result["lost"] == 0 and result["duplicated"] == 0 and result["unexpected"] == 0 and not result["problems"]
+          and lat["next"][95] <= 50 and lat["submit"][95] <= 50)
+    print(
+        f"| {args.raters} | {args.think[0]:g}-{args.think[1]:g} s | {result['responses']} | {result['lost']} | {result['duplicated']} "
+        f"| {'yes' if not result['problems'] else 'NO'} | {lat['next'][50]} / {lat['next'][95]} / {lat['next'][99]} "
+        f"| {lat['submit'][50]} / {lat['submit'][95]} / {lat['submit'][99]} | {report['answers_per_s']} | {'PASS' if ok else 'FAIL'} |"
+    )
+    return 0 if ok else 1
+
+
+def run(args: argparse.Namespace, service_class: type) -> dict:
+    """One benchmark run with a fresh bundle and database; return latencies and the audit."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         print(f"building a {args.items}-item bundle from the ImageNet sample ...", file=sys.stderr)
@@ -163,10 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg_path = write_config(tmp / "study.toml", identity="open", tasks_per_rater=args.tasks,
                                 catch_per_rater=args.catch, ratings_per_task=args.k, practice_min_correct=1)
         cfg = load_config(cfg_path)
-        svc = StudyService(tmp / "study.db", bundle, cfg)
+        svc = service_class(tmp / "study.db", bundle, cfg)
         out: dict = {"next_ms": [], "submit_ms": [], "submitted": {}}
         lock = threading.Lock()
-        bar = tqdm(total=args.raters * cfg.tasks_total, desc="answers", unit="answer")
+        bar = tqdm(total=args.raters * cfg.tasks_total, desc=service_class.__name__, unit="answer")
         threads = [threading.Thread(target=run_rater, args=(svc, tuple(args.think), i, out, bar, lock)) for i in range(args.raters)]
         t0 = time.perf_counter()
         for t in threads:
@@ -180,21 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         name: {q: round(percentile(out[f"{name}_ms"], q), 1) for q in (50, 95, 99)} | {"n": len(out[f"{name}_ms"])}
         for name in ("next", "submit")
     }
-    report = {"args": {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-              "wall_s": round(wall, 1), "latency_ms": lat, **result,
-              "answers_per_s": round(result["responses"] / wall, 1)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
-    ok = (result["lost"] == 0 and result["duplicated"] == 0 and result["unexpected"] == 0 and not result["problems"]
-          and lat["next"][95] <= 50 and lat["submit"][95] <= 50)
-    print(
-        f"| {args.raters} | {args.think[0]:g}-{args.think[1]:g} s | {result['responses']} | {result['lost']} | {result['duplicated']} "
-        f"| {'yes' if not result['problems'] else 'NO'} | {lat['next'][50]} / {lat['next'][95]} / {lat['next'][99]} "
-        f"| {lat['submit'][50]} / {lat['submit'][95]} / {lat['submit'][99]} | {report['answers_per_s']} | {'PASS' if ok else 'FAIL'} |"
-    )
-    return 0 if ok else 1
-
+    return {"args": {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "service": service_class.__name__, "wall_s": round(wall, 1), "latency_ms": lat, **result,
+            "answers_per_s": round(result["responses"] / wall, 1)}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -109,7 +109,7 @@ def refusal_page(message: str) -> None:
 def consent_page(svc: StudyService, params: dict) -> None:
     """Welcome and consent: the config's text; continuing requires ticking the agreement."""
     st.title("Consent to take part")
-    st.markdown(svc.config.consent_text)
+    st.markdown(svc.config.page_text(svc.config.consent_text))
     agree = st.checkbox("I have read the information above and agree to take part", key="consent-agree")
 
     def accept() -> None:
@@ -141,7 +141,7 @@ def declined_page() -> None:
 def instructions_page(svc: StudyService, rater_id: str) -> None:
     """Instructions with a worked example (a synthetic one, not a study image)."""
     st.title("Instructions")
-    st.markdown(svc.config.instructions_text)
+    st.markdown(svc.config.page_text(svc.config.instructions_text))
     st.subheader("A worked example")
     ex = worked_example(svc.config.seed)
     show_trial(practice_pictures(ex))
@@ -281,7 +281,6 @@ def admin_page(svc: StudyService) -> None:
 def main() -> None:
     """Route the request to a page."""
     db, bundle, config = os.environ.get(ENV_DB), os.environ.get(ENV_BUNDLE), os.environ.get(ENV_CONFIG, "")
-    st.set_page_config(page_title="Study", layout="wide", initial_sidebar_state="collapsed")
     if not db or not bundle:
         st.title("Cannot continue")
         st.error(f"The study is not configured: start it with `spade-study serve BUNDLE --db STUDY.db` ({ENV_BUNDLE} and {ENV_DB} are unset).")
@@ -292,6 +291,7 @@ def main() -> None:
         st.title("Cannot continue")
         st.error(f"The study cannot start: {exc}")
         return
+    st.set_page_config(page_title=svc.config.title, layout="wide", initial_sidebar_state="collapsed")
     params = {k: st.query_params.get(k) for k in st.query_params.keys()}
     if params.get("page") == "admin":
         admin_page(svc)

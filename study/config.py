@@ -15,8 +15,8 @@ IDENTITY_MODES = ("invite", "prolific", "open")
 
 DEFAULT_CONSENT = """\
 You are invited to take part in a research study about how people read images
-produced by neural-network interpretability tools. You will see about 30 short
-picture puzzles; the study takes about 15 minutes.
+produced by neural-network interpretability tools. You will see {tasks_total} short
+picture puzzles, after a short practice; the study takes about 15 minutes.
 
 - Taking part is voluntary; you may stop at any time by closing the page.
 - We record only your answers, their timing, and your study identifier. We do not
@@ -75,6 +75,10 @@ class StudyConfig:
     def tasks_total(self) -> int:
         """Assignments per rater: main tasks plus catch trials."""
         return self.tasks_per_rater + self.catch_per_rater
+
+    def page_text(self, text: str) -> str:
+        """Fill the placeholder `{tasks_total}` of a consent or instructions text."""
+        return text.replace("{tasks_total}", str(self.tasks_total))
 
 
 def _check(cond: bool, message: str) -> None:

@@ -76,6 +76,7 @@ def test_consent_page_requires_agreement_then_records_it(monkeypatch, tmp_path, 
     at = start(monkeypatch, svc, token=inv.token)
     assert title(at) == "Consent to take part"
     assert "research study" in page_text(at)  # the config's consent text
+    assert f"You will see {svc.policy.total} short picture puzzles" in page_text(at).replace("\n", " ")
     assert at.button(key="consent-continue").disabled
     at.checkbox(key="consent-agree").check().run()
     assert not at.button(key="consent-continue").disabled

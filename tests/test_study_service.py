@@ -296,3 +296,21 @@ def test_pairs_of_raters_on_the_same_task_are_compared_through_their_own_layouts
 def test_too_many_tasks_for_the_bundle_is_refused(tmp_path, study_bundle) -> None:
     with pytest.raises(ValueError, match="exceeds the bundle's 12 items"):
         make_service(tmp_path, study_bundle, tasks_per_rater=10, catch_per_rater=3)
+
+
+def test_an_abandoned_assignment_stops_counting_toward_coverage_but_is_still_resumed(tmp_path, study_bundle) -> None:
+    import time
+
+    svc = make_service(tmp_path, study_bundle, stale_minutes=0.002)  # 120 ms
+    rid = rater_at_tasks(svc)
+    a = svc.next_task(rid)
+    assert not a.is_catch  # the first task never is
+    with svc._db() as db:  # the policy's coverage input (answered + recently shown)
+        assert svc._coverage(db) == {a.task_id: 1}
+    time.sleep(0.3)
+    with svc._db() as db:
+        assert svc._coverage(db) == {}
+    assert svc.next_task(rid) == a  # the rater who comes back still gets the same task
+    svc.submit(rid, a.assignment_id, "A", a.nonce)
+    with svc._db() as db:
+        assert svc._coverage(db) == {a.task_id: 1}
