@@ -20,7 +20,6 @@ import argparse
 from contextlib import contextmanager
 import json
 import random
-import statistics
 import sys
 import tempfile
 import threading
@@ -34,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from study.config import load_config  # noqa: E402
+from study.config import StudyConfig, load_config  # noqa: E402
 from study.db import connect, immediate  # noqa: E402
 from study.service import Refused, StudyService  # noqa: E402
 from study_fixtures import make_bundle, write_config  # noqa: E402
@@ -101,7 +100,7 @@ def run_rater(svc: StudyService, think: tuple[float, float], seed: int, out: dic
         out["submitted"][rater.rater_id] = submitted
 
 
-def audit(db_path: Path, submitted: dict[str, list[tuple[int, str]]], cfg) -> dict:
+def audit(db_path: Path, submitted: dict[str, list[tuple[int, str]]], cfg: StudyConfig) -> dict:
     """Check the stored responses against what the raters submitted, and the policy's invariants."""
     db = connect(db_path)
     rows = list(db.query("SELECT a.assignment_id, e.* FROM responses_export e JOIN assignments a ON a.rater_id = e.rater_id AND a.task_id = e.task_id"))
@@ -141,6 +140,7 @@ def audit(db_path: Path, submitted: dict[str, list[tuple[int, str]]], cfg) -> di
                 bound = min(2, tpr - sum(c.values()) - 1 + tpr % 2)
 
                 def allowed(cond: str) -> bool:
+                    """Whether the rater's balance allowed one more task of this condition."""
                     after = c.copy()
                     after[cond] += 1
                     return abs(after["dense"] - after["spade"]) <= bound

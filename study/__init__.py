@@ -1,0 +1,1 @@
+"""The study app: Streamlit pages, SQLite storage, the assignment policy (no torch here)."""

@@ -15,6 +15,7 @@ import hmac
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 import streamlit as st
 
@@ -82,7 +83,7 @@ def practice_pictures(t: PracticeTrial) -> dict:
     }
 
 
-def answer_buttons(key: str, on_click, args: tuple, disabled: bool = False) -> None:
+def answer_buttons(key: str, on_click: Callable[..., None], args: tuple, disabled: bool = False) -> None:
     """Three buttons: A, B, Can't decide (the callbacks carry the ids of what is answered)."""
     cols = st.columns([1, 1, 1, 3])
     for col, (choice, label) in zip(cols, CHOICE_LABELS.items()):
@@ -113,6 +114,7 @@ def consent_page(svc: StudyService, params: dict) -> None:
     agree = st.checkbox("I have read the information above and agree to take part", key="consent-agree")
 
     def accept() -> None:
+        """Record consent; in open mode put the new token into the address."""
         try:
             rater = svc.consent(params)
         except Refused as exc:
@@ -122,6 +124,7 @@ def consent_page(svc: StudyService, params: dict) -> None:
             st.query_params["token"] = rater.token  # the link now resumes this rater on reload
 
     def decline() -> None:
+        """Log the refusal and show the goodbye page."""
         svc.decline(params)
         st.session_state["declined"] = True
 
@@ -169,6 +172,7 @@ def practice_feedback_page(fb: dict) -> None:
             st.info(f"You answered {n} of {total} correctly; {need} are needed. Let's practise one more round.")
 
     def dismiss() -> None:
+        """Leave the feedback for the next practice trial (or the tasks)."""
         st.session_state.pop("practice_feedback", None)
 
     st.button("Next", type="primary", on_click=dismiss, key=f"practice-next-{fb['round']}-{fb['trial']}")
@@ -184,6 +188,7 @@ def practice_page(svc: StudyService, rater_id: str) -> None:
     show_trial(practice_pictures(trial))
 
     def answer(round_: int, trial_: int, choice: str) -> None:
+        """Record a practice answer and keep its feedback for the next run."""
         try:
             fb = svc.submit_practice(rater_id, round_, trial_, choice)
         except Refused as exc:
@@ -220,6 +225,7 @@ def task_page(svc: StudyService, rater_id: str, a: Assignment) -> None:
         )
 
     def answer(assignment_id: int, nonce: str, choice: str) -> None:
+        """Submit the answer; a refusal becomes a notice on the next page."""
         confidence = st.session_state.get(f"confidence-{assignment_id}") if svc.config.confidence else None
         try:
             svc.submit(rater_id, assignment_id, choice, nonce, confidence=confidence)

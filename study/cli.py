@@ -30,6 +30,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one `error: ...` line and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        """Print the usage error on one line and exit with code 2."""
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)
 

@@ -84,7 +84,7 @@ def connect(path: str | Path) -> sqlite_utils.Database:
 def immediate(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """Run a block in one `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so no two
     sessions interleave a read-decide-write sequence. Inside, use `db.execute` (sqlite-utils' table
-    helpers commit on their own and would end the transaction early)."""
+    methods commit on their own and would end the transaction early)."""
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db

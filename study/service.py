@@ -52,6 +52,7 @@ def _logs_refusals(method: Callable) -> Callable:
 
     @functools.wraps(method)
     def wrapper(self: "StudyService", *args: object, **kwargs: object) -> object:
+        """Call the method; log a refusal it raises."""
         try:
             return method(self, *args, **kwargs)
         except Refused as exc:

@@ -1,4 +1,4 @@
-"""Reusable fixtures for the study app: small bundles without torch, study configs, and browser helpers.
+"""Reusable fixtures for the study app: small bundles without torch, study configs, and browser drivers.
 
 - `make_bundle(root, n_items)` builds a valid study bundle from real ImageNet sample
   photos (../shared/data/imagenet-sample) with Pillow-drawn visualizations.
@@ -20,9 +20,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from PIL import Image, ImageDraw, ImageOps
+
+if TYPE_CHECKING:
+    from study.service import StudyService
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGENET_SAMPLE = REPO.parent / "shared" / "data" / "imagenet-sample"
@@ -133,6 +136,7 @@ def write_config(path: str | Path, **overrides: object) -> Path:
             study[key] = value
 
     def fmt(v: object) -> str:
+        """Format one TOML value."""
         if isinstance(v, bool):
             return "true" if v else "false"
         if isinstance(v, str):
@@ -381,7 +385,7 @@ def study_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_bundle(tmp_path_factory.mktemp("study-bundle"), n_items=12)
 
 
-def make_service(tmp_path: Path, bundle: Path, db_name: str = "study.db", **overrides: object):
+def make_service(tmp_path: Path, bundle: Path, db_name: str = "study.db", **overrides: object) -> "StudyService":
     """Build a StudyService on a fresh database in `tmp_path` with a small test config (open enrollment
     unless `identity` is given)."""
     from study.config import load_config
@@ -394,14 +398,14 @@ def make_service(tmp_path: Path, bundle: Path, db_name: str = "study.db", **over
     return svc
 
 
-def finish_practice(svc, rater_id: str) -> None:
+def finish_practice(svc: "StudyService", rater_id: str) -> None:
     """Answer the practice correctly (read from the synthetic trials' known answers)."""
     while svc.rater(rater_id).stage == "practice":
         state = svc.practice_state(rater_id)
         svc.submit_practice(rater_id, state.round, state.trial, svc.practice_trial(state).correct)
 
 
-def rater_at_tasks(svc, params: dict | None = None) -> str:
+def rater_at_tasks(svc: "StudyService", params: dict | None = None) -> str:
     """Take a rater through consent, instructions and practice with the service; return the rater id."""
     rater = svc.consent(params or {})
     svc.finish_instructions(rater.rater_id)
@@ -409,7 +413,7 @@ def rater_at_tasks(svc, params: dict | None = None) -> str:
     return rater.rater_id
 
 
-def answer_all(svc, rater_id: str, choose: Callable[[object], str] = lambda a: "A") -> list[tuple[int, str]]:
+def answer_all(svc: "StudyService", rater_id: str, choose: Callable[[object], str] = lambda a: "A") -> list[tuple[int, str]]:
     """Answer every remaining task of a rater through the service; return (assignment_id, choice) pairs."""
     out = []
     while (a := svc.next_task(rater_id)) is not None:

@@ -10,7 +10,6 @@ from PIL import ImageChops
 from streamlit.testing.v1 import AppTest
 from study_fixtures import (  # noqa: F401
     answer_all,
-    finish_practice,
     make_service,
     rater_at_tasks,
     study_bundle,
