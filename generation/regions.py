@@ -71,7 +71,10 @@ class SharedMaskScoreCAM(ScoreCAM):
 
     def __init__(self, model: nn.Module, target_layers: list[nn.Module], batch_size: int = 64,
                  max_channels: int | None = None, progress: bool = False) -> None:
-        super().__init__(model, target_layers)
+        # Score-CAM is defined on rectified feature maps. `auto` may pick a layer that sits before
+        # its activation (EfficientNet-Lite's `_bn1`, whose ReLU6 module is shared and runs twice):
+        # unrectified, its negative responses cancel the weighted sum and every map comes out 0.
+        super().__init__(model, target_layers, reshape_transform=torch.relu)
         self.batch_size = batch_size
         self.max_channels = max_channels
         self.progress = progress
@@ -112,7 +115,7 @@ class RegionPair:
 
 
 def scorecam_maps(model: nn.Module, layer: nn.Module, image: torch.Tensor, classes: list[int], *,
-                  target: str = "softmax", batch_size: int = 64, max_channels: int | None = None,
+                  target: str = "logit", batch_size: int = 64, max_channels: int | None = None,
                   progress: bool = False) -> np.ndarray:
     """Score-CAM maps (len(classes) x H x W, each scaled to [0, 1]) of one normalized 1 x C x H x W image."""
     make = ClassifierOutputSoftmaxTarget if target == "softmax" else ClassifierOutputTarget
