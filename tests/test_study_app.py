@@ -321,3 +321,13 @@ def test_class_names_never_reach_a_rater_page(monkeypatch, tmp_path, study_bundl
     assert len(texts) > 10 and "Which region" in "\n".join(texts)
     leaked = sorted(n for n in names if re.search(r"\b" + re.escape(n.lower()) + r"\b", blob))
     assert not leaked, f"class names shown to a rater: {leaked}"
+
+
+def test_a_database_of_another_schema_version_gets_an_explanation(monkeypatch, tmp_path, study_bundle) -> None:
+    from study.db import open_db
+
+    svc = make_service(tmp_path, study_bundle)
+    open_db(svc.db_path).execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    at = start(monkeypatch, svc)
+    assert title(at) == "Cannot continue"
+    assert "schema version 2, but this code reads version 1" in at.error[0].value

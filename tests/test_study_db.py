@@ -143,3 +143,17 @@ def test_backup_is_a_consistent_single_file_copy_while_raters_answer(tmp_path, s
     ).fetchone()[0] == 0
     final = backup(svc.db_path, tmp_path / "final.db")
     assert connect(final).execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 3 * svc.policy.total
+
+
+def test_the_analysis_reads_the_view_and_the_csv_alike(tmp_path, study_bundle) -> None:
+    """The contract end to end: `analysis.io` accepts both outputs and finds the same table."""
+    from analysis.io import read_responses_csv, read_responses_db
+
+    svc = make_service(tmp_path, study_bundle, tasks_per_rater=6, catch_per_rater=2)
+    for choice in ("A", "B", "undecided"):
+        answer_all(svc, rater_at_tasks(svc), choose=lambda a, c=choice: c)
+    write_responses_csv(svc.db_path, tmp_path / "responses.csv")
+    from_db = read_responses_db(svc.db_path)
+    from_csv = read_responses_csv(tmp_path / "responses.csv")
+    assert len(from_db) == len(from_csv) == 3 * 8
+    assert from_db.reset_index(drop=True).equals(from_csv.reset_index(drop=True))
