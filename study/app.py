@@ -242,7 +242,9 @@ def end_page(svc: StudyService, rater_id: str) -> None:
     st.markdown("You have finished the study. Your completion code is:")
     st.code(done.code, language=None)
     if done.redirect_url:
-        st.markdown("Please return to Prolific to confirm your participation:")
+        # A button, not an automatic redirect: Streamlit sanitizes page HTML and sandboxes component
+        # scripts, so neither a meta refresh nor a script can navigate the page reliably.
+        st.markdown("Please return to Prolific with this button to confirm your participation:")
         st.link_button("Return to Prolific", done.redirect_url, type="primary")
     else:
         st.markdown("Please send this code to the researchers who invited you. You can close this page.")
