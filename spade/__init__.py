@@ -6,7 +6,7 @@
 from . import schedules
 from .models import UnknownModelError, load_model
 from .preprocess import Preprocess
-from .prune import prune
+from .prune import prune, prune_inputs
 from .trace import Trace
 
-__all__ = ["prune", "Trace", "schedules", "Preprocess", "load_model", "UnknownModelError"]
+__all__ = ["prune", "prune_inputs", "Trace", "schedules", "Preprocess", "load_model", "UnknownModelError"]

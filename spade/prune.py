@@ -5,7 +5,7 @@ import fnmatch
 import time
 import warnings
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -96,10 +96,39 @@ def prune(model: nn.Module, image: ImageLike, *, sparsity: schedules.SparsitySpe
     """Build the SPADE trace of `image` on `model` (which is not changed); see `Trace.apply`."""
     if n_augmentations < 1:
         raise ValueError(f"n_augmentations must be >= 1, got {n_augmentations}")
-    solve = get_solver(solver)
     preprocess = preprocess or Preprocess()
     device = torch.device(device) if device is not None else _model_device(model)
     batch_size = int(batch_size or default_batch_size(device))
+    picture = preprocess.load(image).to(device)
+    x0 = preprocess.normalize(preprocess.crop(picture))[None]
+    trace = _prune(model, x0, lambda: augmented_batches(picture, n_augmentations, batch_size, seed, preprocess,
+                                                        augmentations),
+                   n_augmentations, sparsity=sparsity, solver=solver, layers=layers, device=device,
+                   damping=damping, progress=progress)
+    trace.settings.update({"n_augmentations": int(n_augmentations), "batch_size": batch_size, "seed": int(seed),
+                           "preprocess": preprocess.to_dict(), "augmentations": augmentations.to_dict()})
+    return trace
+
+
+def prune_inputs(model: nn.Module, inputs: torch.Tensor, *, sparsity: schedules.SparsitySpec,
+                 solver: str = "sparsegpt", batch_size: int | None = None, layers: Sequence[str] | None = None,
+                 device: str | torch.device | None = None, damping: float = DEFAULT_DAMPING,
+                 progress: bool = False) -> Trace:
+    """Like `prune`, for ready-made model inputs (first row: the sample; the rest: its variations)."""
+    device = torch.device(device) if device is not None else _model_device(model)
+    batch_size = int(batch_size or default_batch_size(device))
+    inputs = inputs.to(device)
+    trace = _prune(model, inputs[:1], lambda: iter(inputs.split(batch_size)), inputs.shape[0], sparsity=sparsity,
+                   solver=solver, layers=layers, device=device, damping=damping, progress=progress)
+    trace.settings.update({"n_augmentations": int(inputs.shape[0]), "batch_size": batch_size})
+    return trace
+
+
+def _prune(model: nn.Module, x0: torch.Tensor, make_batches: Callable[[], Iterator[torch.Tensor]], total: int, *,
+           sparsity: schedules.SparsitySpec, solver: str, layers: Sequence[str] | None, device: torch.device,
+           damping: float, progress: bool) -> Trace:
+    """Probe the layer order, capture all Hessians in one pass over the batches, solve every layer."""
+    solve = get_solver(solver)
     timings: dict[str, float] = {}
     work = model if _model_device(model) == device else _copy_to(model, device)
     modules = select_layers(work, layers)
@@ -108,8 +137,6 @@ def prune(model: nn.Module, image: ImageLike, *, sparsity: schedules.SparsitySpe
 
     with _eval_mode(work), torch.inference_mode(), _flush_denormals():
         t = time.perf_counter()
-        picture = preprocess.load(image).to(device)
-        x0 = preprocess.normalize(preprocess.crop(picture))[None]
         with execution_order(modules) as order:
             dense_out = work(x0)
         dense_top1 = _top1(dense_out)
@@ -117,24 +144,24 @@ def prune(model: nn.Module, image: ImageLike, *, sparsity: schedules.SparsitySpe
         if skipped:
             # e.g. nn.MultiheadAttention's out_proj: its weight is used functionally, the module never runs
             warnings.warn(f"{len(skipped)} layer(s) never run in forward and are left as they are: "
-                          f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}", stacklevel=2)
+                          f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}", stacklevel=3)
         targets = schedules.resolve(sparsity, order)
         active = {n: modules[n] for n in order if targets[n] > 0}
         _sync(device)
         timings["probe"] = time.perf_counter() - t
 
-        # augmentation happens inside the capture loop (batch by batch); time it separately
-        augment_time = 0.0
+        # batches are made lazily inside the capture loop; time their making separately
+        making = 0.0
 
         def batches() -> Iterator[torch.Tensor]:
-            nonlocal augment_time
-            it = augmented_batches(picture, n_augmentations, batch_size, seed, preprocess, augmentations)
-            bar = tqdm(total=n_augmentations, desc="capture", unit="img", disable=not progress, leave=False)
+            nonlocal making
+            it = make_batches()
+            bar = tqdm(total=total, desc="capture", unit="sample", disable=not progress, leave=False)
             while True:
                 t0 = time.perf_counter()
                 batch = next(it, None)
                 _sync(device)
-                augment_time += time.perf_counter() - t0
+                making += time.perf_counter() - t0
                 if batch is None:
                     break
                 yield batch
@@ -144,8 +171,8 @@ def prune(model: nn.Module, image: ImageLike, *, sparsity: schedules.SparsitySpe
         t = time.perf_counter()
         hessians = capture_hessians(work, active, batches(), device) if active else {}
         _sync(device)
-        timings["augment"] = augment_time
-        timings["capture"] = time.perf_counter() - t - augment_time
+        timings["augment"] = making
+        timings["capture"] = time.perf_counter() - t - making
 
         t = time.perf_counter()
         records: dict[str, LayerTrace] = {}
@@ -153,26 +180,21 @@ def prune(model: nn.Module, image: ImageLike, *, sparsity: schedules.SparsitySpe
             module = modules[name]
             target = targets[name]
             if target <= 0:
-                records[name] = LayerTrace.from_weight(name, module.weight, torch.ones_like(module.weight, dtype=torch.bool),
-                                                       0.0, 0.0, None)
+                records[name] = LayerTrace.untouched_layer(name, module.weight.shape)
                 continue
-            acc = hessians[name]
             W = grouped_weight(module.weight.detach().float(), weight_groups(module))
-            result = solve(W, acc.H, target, damping=damping)
+            result = solve(W, hessians.pop(name).H, target, damping=damping)  # pop: free each H once used
             records[name] = LayerTrace.from_weight(name, result.weight.reshape(module.weight.shape),
                                                    result.mask.reshape(module.weight.shape), target,
                                                    result.rel_error, result.damping)
-            del hessians[name]  # free the d x d matrices as soon as a layer is done
         _sync(device)
         timings["solve"] = time.perf_counter() - t
 
     settings = {
-        "model": type(model).__name__, "solver": solver, "n_augmentations": int(n_augmentations),
-        "batch_size": batch_size, "seed": int(seed), "damping": float(damping),
+        "model": type(model).__name__, "solver": solver, "damping": float(damping),
         "layers": list(layers) if layers is not None else None, "targets": dict(targets),
-        "sparsity": str(sparsity) if not isinstance(sparsity, (int, float, dict)) else sparsity,
-        "preprocess": preprocess.to_dict(), "augmentations": augmentations.to_dict(),
-        "skipped_layers": skipped, "torch": torch.__version__,
+        "sparsity": sparsity if isinstance(sparsity, (int, float, dict)) else str(sparsity),
+        "skipped_layers": skipped, "torch": str(torch.__version__),
     }
     trace = Trace(records, settings, dense_top1=dense_top1, timings=timings)
     t = time.perf_counter()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -59,11 +60,14 @@ class LayerTrace:
         return 1.0 - self.values.numel() / self.numel
 
     @classmethod
+    def untouched_layer(cls, name: str, shape: tuple[int, ...] | torch.Size) -> "LayerTrace":
+        """A layer left as it is (target 0)."""
+        return cls(name, tuple(shape), None, None, 0.0, 0.0, None)
+
+    @classmethod
     def from_weight(cls, name: str, weight: torch.Tensor, keep: torch.Tensor, target: float,
                     rel_error: float, damping: float | None) -> "LayerTrace":
         """Pack a pruned weight and its keep-mask."""
-        if target <= 0:
-            return cls(name, tuple(weight.shape), None, None, 0.0, 0.0, None)
         keep = keep.reshape(weight.shape).cpu()
         packed = torch.from_numpy(np.packbits(keep.flatten().numpy()))
         values = weight.detach().cpu()[keep].clone()
@@ -112,7 +116,8 @@ class Trace:
     def to_dict(self) -> dict[str, Any]:
         """Plain tensors and Python values only (loadable with `torch.load(weights_only=True)`)."""
         return {
-            "format": FORMAT, "version": VERSION, "settings": self.settings,
+            # settings as plain JSON data (paths, versions and the like become strings)
+            "format": FORMAT, "version": VERSION, "settings": json.loads(json.dumps(self.settings, default=str)),
             "dense_top1": self.dense_top1, "pruned_top1": self.pruned_top1, "timings": dict(self.timings),
             "layers": [{"name": l.name, "shape": list(l.shape), "packed_mask": l.packed_mask, "values": l.values,
                         "target_sparsity": l.target_sparsity, "rel_error": l.rel_error, "damping": l.damping}

@@ -1,0 +1,53 @@
+"""Per-layer sparsity targets: floats, name/glob mappings, depth schedules, the tuned ResNet50 ratios."""
+from __future__ import annotations
+
+import pytest
+import torchvision
+
+from spade import schedules
+from spade.prune import select_layers
+
+
+def test_resnet50_tuned_matches_the_paper() -> None:
+    names = list(select_layers(torchvision.models.resnet50(weights=None)))
+    t = schedules.resolve(schedules.resnet50_tuned, names)
+    assert t["conv1"] == 0.0 and t["fc"] == 0.95
+    assert t["layer4.0.downsample.0"] == 0.95 and t["layer4.2.conv3"] == 0.95
+    assert t["layer3.5.conv1"] == 0.0 and t["layer3.4.conv2"] == 0.0
+    assert t["layer3.3.conv2"] == 0.8 and t["layer3.2.conv1"] == 0.9
+    assert t["layer3.1.conv3"] == 0.8 and t["layer3.0.downsample.0"] == 0.8
+    assert t["layer2.3.conv1"] == 0.95 and t["layer2.2.conv2"] == 0.99
+    assert t["layer2.1.conv3"] == 0.0 and t["layer2.0.downsample.0"] == 0.2
+    assert t["layer1.2.conv1"] == 0.0 and t["layer1.1.conv2"] == 0.8 and t["layer1.0.conv1"] == 0.2
+    assert len(t) == 54
+
+
+def test_linear_by_depth_and_the_default() -> None:
+    layers = [f"l{i}" for i in range(11)]
+    t = schedules.resolve(schedules.linear(0, 0.99), layers)
+    assert t["l0"] == 0 and t["l10"] == pytest.approx(0.99) and t["l5"] == pytest.approx(0.495)
+    d = schedules.resolve(schedules.DEFAULT, layers)
+    assert d["l0"] == 0 and d["l10"] == pytest.approx(schedules.DEFAULT.end)
+    assert list(d.values()) == sorted(d.values())
+
+
+def test_mappings_exact_names_then_most_specific_pattern_then_untouched() -> None:
+    spec = {"a.*": 0.5, "a.b.*": 0.7, "a.b.c": 0.9}
+    t = schedules.resolve(spec, ["a.x", "a.b.y", "a.b.c", "z"])
+    assert t == {"a.x": 0.5, "a.b.y": 0.7, "a.b.c": 0.9, "z": 0.0}
+    assert schedules.resolve(0.3, ["a", "b"]) == {"a": 0.3, "b": 0.3}
+
+
+@pytest.mark.parametrize("text,expected", [("0.9", 0.9), ("linear(0, 0.99)", schedules.linear(0, 0.99)),
+                                           ("default", schedules.DEFAULT),
+                                           ("resnet50_tuned", schedules.resnet50_tuned)])
+def test_parse(text: str, expected) -> None:
+    assert schedules.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["1.2", "-0.1", "lienar(0,1)", "linear(0)", "linear(0,2)", "dense"])
+def test_parse_rejects_bad_values(text: str) -> None:
+    with pytest.raises(ValueError):
+        schedules.parse(text)
+    with pytest.raises(ValueError):
+        schedules.resolve({"x": 1.5}, ["x"])
