@@ -101,7 +101,9 @@ class ScoreCamSettings(_Section):
 
     layer: str = "auto"
     batch_size: PositiveInt = 64
-    target: Literal["logit", "softmax"] = "softmax"
+    # pytorch-grad-cam softmaxes the channel scores; probabilities (0..1) would make that near-uniform
+    # and the two classes' maps alike, so the default scores channels by the class logit
+    target: Literal["logit", "softmax"] = "logit"
     threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
     component: Literal["largest", "peak"] = "largest"
     max_channels: PositiveInt | None = None

@@ -46,8 +46,8 @@ def merge(shard_dirs: list[str | Path], out: str | Path) -> Path:
     if indices != list(range(count)):
         missing = sorted(set(range(count)) - set(indices))
         dup = sorted({i for i in indices if indices.count(i) > 1})
-        what = f"missing shard(s) {', '.join(f'{i}/{count}' for i in missing)}" if missing else \
-            f"shard(s) {', '.join(f'{i}/{count}' for i in dup)} given twice"
+        what = f"shard(s) {', '.join(f'{i}/{count}' for i in dup)} given twice" if dup else \
+            f"missing shard(s) {', '.join(f'{i}/{count}' for i in missing)}"
         raise GenerationError(f"cannot merge: {what}")
     selection: list[str] = first["selection"]
     owner = {s["index"]: d for d, s in zip(dirs, shards)}

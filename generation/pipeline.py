@@ -33,7 +33,7 @@ from torchvision.transforms.functional import to_pil_image
 from tqdm.auto import tqdm
 
 import spade
-from generation.bundle import ITEMS, WORK, finished_records, is_finished, item_id, item_paths, write_bundle_manifest, write_item
+from generation.bundle import ITEM_JSON, ITEMS, WORK, finished_records, is_finished, item_id, item_paths, write_bundle_manifest, write_item
 from generation.candidates import misclassified, predict
 from generation.classifier import Classifier, load_classifier
 from generation.config import GenerationConfig, SpadeSettings
@@ -267,8 +267,11 @@ def _build_item(sel: Selected, clf: Classifier, config: GenerationConfig, method
         }
         if config.spade.save_traces:
             trace.save(out / WORK / "traces" / f"{sel.id}.pt")
-        write_item(out, sel.id, files, record)
-    record["timings"] = timings  # includes the write itself
+        final = write_item(out, sel.id, files, record)
+    # the record inside the item was written before the write's own time was known; add it
+    # (an atomic replace: a kill here leaves the item whole, just without that one number)
+    record["timings"] = timings
+    write_json_atomic(final / ITEM_JSON, record)
     return record
 
 
@@ -359,17 +362,18 @@ def generate(config: GenerationConfig, out: str | Path, shard: Shard | None = No
 
     save_manifest()
     names = dataset.names
-    with _timed(stages, "items"):
-        for sel in tqdm(mine, desc="items", unit="item", disable=not progress):
-            if is_finished(out, sel.id):
-                run["skipped"].append(sel.id)
-                log(f"skip {sel.id} (finished)")
-                continue
+    stages["items"] = 0.0
+    for sel in tqdm(mine, desc="items", unit="item", disable=not progress):
+        if is_finished(out, sel.id):
+            run["skipped"].append(sel.id)
+            log(f"skip {sel.id} (finished)")
+            continue
+        with _timed(stages, "items"):  # per item, so that a killed run still records its time
             record = _build_item(sel, clf, config, method, settings, names, out, progress)
             run["built"].append(sel.id)
-            log(f"built {sel.id} in {sum(record['timings'].values()):.1f}s "
-                f"({', '.join(f'{k} {v:.1f}s' for k, v in record['timings'].items())})")
             save_manifest()
+        log(f"built {sel.id} in {sum(record['timings'].values()):.1f}s "
+            f"({', '.join(f'{k} {v:.1f}s' for k, v in record['timings'].items())})")
     run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     save_manifest()
     done = sum(is_finished(out, i) for i in order)
