@@ -1,0 +1,150 @@
+"""Simulated raters who answer a study through the app's own code path (`study.service`).
+
+The rater model looks at the stimuli, not at the answer key: a rater compares the
+visualization with the two region crops in the dense model's feature space
+(penultimate layer, cosine similarity) and leans toward the region that looks more
+like the visualization. Each rater has a seeded sensitivity (how sharply the
+similarity gap turns into a choice) and a seeded indecision threshold (a gap below
+it gives "Can't decide"). A SPADE visualization that resembles its region more
+than the dense one does therefore earns more decisions and more agreement, as the
+paper's human raters did.
+
+    python bench/simulated_raters.py BUNDLE --db STUDY.db --raters 24 [--config STUDY.toml] [--seed 0]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def penultimate_features(model: torch.nn.Module, preprocess, images: list[Image.Image]) -> np.ndarray:
+    """Return L2-normalized inputs of the model's last Linear layer for a list of PIL images."""
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    grabbed: list[torch.Tensor] = []
+    hook = last.register_forward_pre_hook(lambda _m, inp: grabbed.append(inp[0].detach().flatten(1)))
+    try:
+        # Crops and visualizations are shown whole to raters: resize them to the input, no center crop.
+        side = (preprocess.size, preprocess.size)
+        batch = torch.cat([preprocess.normalize(preprocess.load(im.convert("RGB").resize(side)))[None] for im in images])
+        batch = preprocess.crop(batch)
+        with torch.no_grad():
+            model(batch)
+    finally:
+        hook.remove()
+    feats = grabbed[0].numpy()
+    return feats / np.linalg.norm(feats, axis=1, keepdims=True).clip(1e-12)
+
+
+def stimulus_similarities(bundle: Path, model_name: str = "efficientnet_lite0", weights: str | None = None) -> dict:
+    """For every item, condition and target: cosine similarity of the visualization with each region's crop."""
+    import spade
+    from generation.manifest import load_manifest
+
+    model, preprocess = spade.models.load_model(model_name, weights)
+    sims: dict = {}
+    for item in tqdm(load_manifest(bundle)["items"], desc="rater model: stimuli", unit="item"):
+        image = Image.open(bundle / item["image"]).convert("RGB")
+        crops = [image.crop(tuple(item["regions"][r])) for r in ("true", "predicted")]
+        vis = [Image.open(bundle / item["visualizations"][c][t]) for c in ("dense", "spade") for t in ("true", "predicted")]
+        f = penultimate_features(model, preprocess, crops + vis)
+        crop_f, vis_f = f[:2], f[2:]
+        entry = {}
+        for k, (c, t) in enumerate([(c, t) for c in ("dense", "spade") for t in ("true", "predicted")]):
+            s = crop_f @ vis_f[k]
+            entry[(c, t)] = {"true": float(s[0]), "predicted": float(s[1])}
+        # A catch trial shows the correct region's own crop: compare crops with crops.
+        cc = crop_f @ crop_f.T
+        entry[("catch", "true")] = {"true": float(cc[0, 0]), "predicted": float(cc[0, 1])}
+        entry[("catch", "predicted")] = {"true": float(cc[1, 0]), "predicted": float(cc[1, 1])}
+        sims[item["id"]] = entry
+    return sims
+
+
+class RaterModel:
+    """One simulated rater: seeded sensitivity and indecision threshold over standardized similarity gaps."""
+
+    def __init__(self, seed: int, scale: float) -> None:
+        self.rng = random.Random(seed)
+        self.sensitivity = self.rng.uniform(1.5, 4.0)
+        self.threshold = self.rng.uniform(0.1, 0.5)
+        self.scale = scale
+
+    def choose(self, similarity: dict[str, float], a_region: str) -> str:
+        """Return "A", "B" or "undecided" for one task, given which region is shown as A."""
+        b_region = "predicted" if a_region == "true" else "true"
+        gap = (similarity[a_region] - similarity[b_region]) / self.scale
+        if abs(gap) < self.threshold:
+            return "undecided"
+        p_a = 1.0 / (1.0 + math.exp(-self.sensitivity * gap))
+        return "A" if self.rng.random() < p_a else "B"
+
+
+def run_raters(bundle: Path, db: Path, n_raters: int, config: Path | None, seed: int, sims: dict) -> dict:
+    """Drive `n_raters` invited raters from consent to completion through `study.service`; return counts."""
+    from study.config import load_config
+    from study.invites import create_invites
+    from study.service import StudyService
+
+    cfg = load_config(config)
+    svc = StudyService(db, bundle, cfg)
+    gaps = [s[("dense", t)][t] - s[("dense", t)]["predicted" if t == "true" else "true"]
+            for s in sims.values() for t in ("true", "predicted")]
+    gaps += [s[("spade", t)][t] - s[("spade", t)]["predicted" if t == "true" else "true"]
+             for s in sims.values() for t in ("true", "predicted")]
+    scale = float(np.std(gaps)) or 1.0
+    invites = create_invites(db, n_raters, "http://localhost:8501/")
+    answered = 0
+    for index, invite in enumerate(tqdm(invites, desc="simulated raters", unit="rater")):
+        params = {"token": invite.token}
+        rater = svc.consent(params)
+        svc.finish_instructions(rater.rater_id)
+        # Practice: the simulated raters know the practice answers (it only gates the main tasks).
+        while svc.rater(rater.rater_id).stage == "practice":
+            state = svc.practice_state(rater.rater_id)
+            trial = svc.practice_trial(state)
+            svc.submit_practice(rater.rater_id, state.round, state.trial, trial.correct)
+        model = RaterModel(seed * 100_003 + index, scale)
+        while (task := svc.next_task(rater.rater_id)) is not None:
+            condition = "catch" if task.is_catch else task.condition
+            choice = model.choose(sims[task.item_id][(condition, task.target)], task.a_target)
+            svc.submit(rater.rater_id, task.assignment_id, choice, task.nonce)
+            answered += 1
+    return {"raters": n_raters, "responses": answered, "similarity_gap_sd": scale}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: simulate raters on a bundle into a study DB."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--raters", type=int, default=24)
+    p.add_argument("--config", type=Path, default=None, help="study config (tasks per rater, k, catch trials)")
+    p.add_argument("--model", default="efficientnet_lite0")
+    p.add_argument("--weights", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    torch.manual_seed(args.seed)
+    t0 = time.perf_counter()
+    sims = stimulus_similarities(args.bundle, args.model, args.weights)
+    t1 = time.perf_counter()
+    counts = run_raters(args.bundle, args.db, args.raters, args.config, args.seed, sims)
+    counts.update(stimulus_seconds=round(t1 - t0, 1), rating_seconds=round(time.perf_counter() - t1, 1))
+    print(json.dumps(counts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
