@@ -1,5 +1,8 @@
 """Stage 2: Score-CAM maps of the dense model for two classes, and the region rule that turns a map into a box.
 
+Score-CAM (Wang et al. 2019) through pytorch-grad-cam, on the rectified (ReLU) feature maps of
+the target layer, scoring each channel's masked image by the class logit (or softmax).
+
 Region rule (documented in docs/generation.md): keep the pixels of the map at or above
 `threshold` x its maximum; label their 8-connected components (skimage.measure); take the
 largest component (`component = "largest"`) or the one holding the map's maximum

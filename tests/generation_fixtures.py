@@ -6,6 +6,7 @@ and memoized here (a session fixture imported into several test modules would ru
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import json
 import os
@@ -16,16 +17,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "imagenet-sample"
 LABELS = SAMPLE / "labels.csv"
 
-# one thread: on a shared, oversubscribed CPU, OpenMP threads waiting on each other cost 10x
-torch.set_num_threads(1)
 
 # A few sample images, so that prediction and screening stay cheap while every branch runs: with
 # the real EfficientNet-Lite0 and the small settings below, two are classified right, and in the
@@ -83,6 +83,28 @@ _TMP = Path(tempfile.mkdtemp(prefix="generation-tests-"))
 atexit.register(shutil.rmtree, _TMP, True)
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread (as the killed subprocess does), whatever other test modules set, then restore.
+
+    One thread also because on a shared, oversubscribed CPU, OpenMP threads waiting on each other
+    cost up to 10x; and the same thread count gives the same arithmetic in every run compared.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def single_threaded() -> Iterator[None]:
+    """Module fixture: one torch thread for a test module that runs the real model (see `one_thread`)."""
+    with one_thread():
+        yield
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
@@ -118,7 +140,8 @@ def killed_and_resumed_bundle() -> dict[str, Any]:
     proc.wait()
     first = {p.parent.name: p.stat().st_mtime_ns for p in (out / ITEMS).glob(f"*/{ITEM_JSON}")}
     leftovers = sorted(p.name for p in (out / ".work" / "tmp").glob("*")) if (out / ".work" / "tmp").exists() else []
-    generate(config_from_dict(small_config()), out, progress=False)
+    with one_thread():
+        generate(config_from_dict(small_config()), out, progress=False)
     return {"out": out, "first_run_items": first, "tmp_after_kill": leftovers}
 
 
@@ -130,6 +153,7 @@ def merged_shards_bundle() -> dict[str, Any]:
     from generation.pipeline import Shard, generate
 
     config = config_from_dict(small_config())
-    shards = [generate(config, _TMP / f"shard{i}", shard=Shard(i, 2), progress=False) for i in range(2)]
+    with one_thread():  # the same arithmetic as the single run, so the merged pixels can be compared
+        shards = [generate(config, _TMP / f"shard{i}", shard=Shard(i, 2), progress=False) for i in range(2)]
     merged = merge(shards, _TMP / "merged")
     return {"shards": shards, "merged": merged}

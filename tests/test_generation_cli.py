@@ -11,7 +11,9 @@ from PIL import Image
 
 from generation.cli import main
 from generation.manifest import load_manifest
-from generation_fixtures import SAMPLE, small_config, write_toml
+from generation_fixtures import SAMPLE, single_threaded, small_config, write_toml  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_threaded")
 
 TENCH, HEN = "n01440764_tench.JPEG", "n01514859_hen.JPEG"
 

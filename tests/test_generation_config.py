@@ -74,3 +74,31 @@ def test_sparsity_accepts_numbers_schedules_and_patterns() -> None:
     for value in (0.5, 1, "default", "linear(0,0.99)", "resnet50_tuned", {"layer4.*": 0.95, "fc": 0.9}):
         cfg = config_from_dict({"data": {"root": "x"}, "spade": {"sparsity": value}})
         assert cfg.spade.sparsity == value
+
+
+def _docs_block(lang: str, after: str) -> str:
+    text = (REPO / "docs" / "generation.md").read_text(encoding="utf-8")
+    start = text.index(f"```{lang}\n", text.index(after)) + len(lang) + 4
+    return text[start:text.index("```", start)]
+
+
+def test_the_documented_config_reference_is_valid_complete_and_shows_the_defaults() -> None:
+    import re
+    import tomllib
+
+    from generation.config import GenerationConfig
+
+    block = _docs_block("toml", "## Config reference")
+    documented = tomllib.loads(block)
+    cfg = config_from_dict(documented, base=REPO)
+    defaults = config_from_dict({"data": {"root": documented["data"]["root"]}}, base=REPO)
+    assert cfg == defaults  # every uncommented value is the default
+    section = None
+    keys: dict[str, set[str]] = {}
+    for line in block.splitlines():
+        if m := re.match(r"^\[(\w+)\]", line):
+            section = m.group(1)
+        elif m := re.match(r"^#? ?(\w+) = ", line):
+            keys.setdefault(section, set()).add(m.group(1))
+    for name, field in GenerationConfig.model_fields.items():
+        assert keys[name] == set(field.annotation.model_fields), name  # every key documented

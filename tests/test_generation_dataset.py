@@ -13,7 +13,9 @@ from generation.candidates import Predictions, misclassified, predict
 from generation.classifier import load_classifier
 from generation.config import ModelSettings
 from generation.dataset import DatasetError, ImageLoadError, load_dataset, load_rgb
-from generation_fixtures import LABELS, SAMPLE
+from generation_fixtures import LABELS, SAMPLE, single_threaded  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_threaded")
 
 TENCH, GOLDFISH_FREE = "n01440764_tench.JPEG", "n01514859_hen.JPEG"
 

@@ -11,7 +11,9 @@ from torch import nn
 
 from generation.errors import GenerationError
 from generation.regions import find_target_layer, region_from_map, scorecam_maps
-from generation_fixtures import SAMPLE
+from generation_fixtures import SAMPLE, single_threaded  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_threaded")
 
 
 def _blob(h: int, w: int, cy: float, cx: float, r: float, peak: float) -> np.ndarray:
@@ -90,7 +92,7 @@ def test_auto_layer_is_the_last_spatial_module_run_once() -> None:
 
 
 def test_scorecam_on_the_real_model_separates_two_classes() -> None:
-    """Real EfficientNet-Lite0, real image: the true-class map of a tench differs from an unrelated class's."""
+    """Real EfficientNet-Lite0 on a real misclassified image: the true and the predicted class point elsewhere."""
     from generation.classifier import load_classifier
     from generation.config import ModelSettings
     from generation.dataset import load_rgb
@@ -99,10 +101,11 @@ def test_scorecam_on_the_real_model_separates_two_classes() -> None:
     clf = load_classifier(ModelSettings(), "cpu")
     name, layer = find_target_layer(clf.model, "auto", clf.preprocess.size)
     assert name == "_bn1"  # `_swish` runs twice in EfficientNet: auto skips it
-    image, _ = load_rgb(SAMPLE / "n01440764_tench.JPEG")
+    image, _ = load_rgb(SAMPLE / "n01494475_hammerhead.JPEG")
     x, display = _model_input(clf, image)
     assert display.size == (224, 224)
+    assert int(clf.model(x).argmax()) == 842  # a hammerhead shark taken for swimming trunks
     block = dict(clf.model.named_modules())["_blocks.15"]
-    maps = scorecam_maps(clf.model, block, x, [0, 954], max_channels=24, batch_size=24)
+    maps = scorecam_maps(clf.model, block, x, [4, 842], max_channels=16, batch_size=16)
     assert maps.shape == (2, 224, 224) and maps.min() >= 0 and np.isclose(maps.max(), 1.0, atol=1e-3)
-    assert np.corrcoef(maps[0].ravel(), maps[1].ravel())[0, 1] < 0.9
+    assert np.corrcoef(maps[0].ravel(), maps[1].ravel())[0, 1] < 0.8

@@ -15,6 +15,9 @@ from generation.classifier import load_classifier
 from generation.config import ModelSettings, VisualizationSettings
 from generation.errors import GenerationError
 from generation.visualize import RenderSettings, available_methods, get_method, register, render
+from generation_fixtures import single_threaded  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_threaded")
 
 
 @functools.cache
@@ -115,3 +118,23 @@ def test_third_party_methods_register_through_the_entry_point_group(tmp_path: Pa
     images = render("my_gray", lite0().model, [2, 5], _settings(), seed=0)
     assert [im.getpixel((0, 0)) for im in images] == [(20, 20, 20), (50, 50, 50)]
     sys.modules.pop("my_vis", None)
+
+
+def test_the_documented_plugin_example_runs(tmp_path: Path, monkeypatch) -> None:
+    """The docs' under-20-lines method, installed as a real entry point, renders through the pipeline's `render`."""
+    from generation_fixtures import REPO
+
+    text = (REPO / "docs" / "generation.md").read_text(encoding="utf-8")
+    start = text.index("```python\n", text.index("A new method in a package of your own")) + len("```python\n")
+    code = text[start:text.index("```", start)]
+    assert len(code.strip().splitlines()) < 20
+    (tmp_path / "my_vis_doc.py").write_text(code)
+    dist = tmp_path / "my_vis_doc-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-vis-doc\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[spade_study.visualizations]\ngradient_ascent = my_vis_doc:gradient_ascent\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    images = render("gradient_ascent", lite0().model, [1, 500], _settings(steps=3, size=32), seed=0)
+    assert [im.size for im in images] == [(32, 32), (32, 32)]
+    assert not np.array_equal(np.asarray(images[0]), np.asarray(images[1]))
+    sys.modules.pop("my_vis_doc", None)
