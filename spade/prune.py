@@ -145,7 +145,7 @@ def _prune(model: nn.Module, x0: torch.Tensor, make_batches: Callable[[], Iterat
             # e.g. nn.MultiheadAttention's out_proj: its weight is used functionally, the module never runs
             warnings.warn(f"{len(skipped)} layer(s) never run in forward and are left as they are: "
                           f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}", stacklevel=3)
-        targets = schedules.resolve(sparsity, order)
+        targets = schedules.resolve(sparsity, order, modules)
         active = {n: modules[n] for n in order if targets[n] > 0}
         _sync(device)
         timings["probe"] = time.perf_counter() - t

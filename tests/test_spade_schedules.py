@@ -31,6 +31,20 @@ def test_linear_by_depth_and_the_default() -> None:
     assert list(d.values()) == sorted(d.values())
 
 
+def test_the_default_caps_depthwise_convolutions() -> None:
+    model = torchvision.models.mobilenet_v3_small(weights=None)
+    modules = select_layers(model)
+    names = list(modules)
+    t = schedules.resolve(schedules.DEFAULT, names, modules)
+    depthwise = [n for n, m in modules.items() if getattr(m, "groups", 1) > 1 and m.groups == m.in_channels]
+    assert len(depthwise) == 11 and t[names[0]] == 0.0
+    assert all(t[n] <= schedules.DEFAULT.depthwise_max for n in depthwise)
+    assert t[names[-1]] == pytest.approx(0.8) and max(t.values()) == pytest.approx(0.8)
+    late_dw = depthwise[-1]
+    assert schedules.resolve(schedules.DEFAULT, names)[late_dw] > 0.5  # without the modules: no cap
+    assert "depthwise <= 0.5" in str(schedules.DEFAULT)
+
+
 def test_mappings_exact_names_then_most_specific_pattern_then_untouched() -> None:
     spec = {"a.*": 0.5, "a.b.*": 0.7, "a.b.c": 0.9}
     t = schedules.resolve(spec, ["a.x", "a.b.y", "a.b.c", "z"])

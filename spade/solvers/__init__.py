@@ -25,8 +25,8 @@ def relative_error(W: torch.Tensor, W_new: torch.Tensor, H: torch.Tensor) -> flo
     """||(W' - W) X||^2 / ||W X||^2, computed from H = X X^T / n (groups x d x d)."""
     W, W_new = _as_groups(W).to(H.dtype), _as_groups(W_new).to(H.dtype)
     delta = W_new - W
-    num = torch.einsum("grc,gcd,grd->", delta, H, delta)
-    den = torch.einsum("grc,gcd,grd->", W, H, W)
+    num = (torch.bmm(delta, H) * delta).sum()
+    den = (torch.bmm(W, H) * W).sum()
     if float(den) <= 0:
         return 0.0 if float(num) <= 0 else float("inf")
     return float(num / den)

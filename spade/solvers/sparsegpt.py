@@ -35,21 +35,20 @@ def solve(W: torch.Tensor, H: torch.Tensor, sparsity: float, *, damping: float =
         k = torch.round(total * i2 / c).long() - pruned_so_far
         pruned_so_far += k
         W1 = Wk[:, :, i1:i2].clone()
-        Q1 = torch.zeros_like(W1)
         Err1 = torch.zeros_like(W1)
         Hinv1 = Hinv[:, i1:i2, i1:i2]
         d = Hinv1.diagonal(dim1=-2, dim2=-1)  # g x count
         # adaptive mask selection: the k lowest OBS scores of the whole block, across rows
-        mask1 = smallest((W1 ** 2 / d[:, None, :] ** 2).reshape(g, -1), k).reshape(W1.shape)  # True: prune
+        prune1 = smallest((W1 ** 2 / d[:, None, :] ** 2).reshape(g, -1), k).reshape(W1.shape)
+        scale = prune1.to(dtype) / d[:, None, :]  # err = w / [H^-1]_ii on pruned weights, 0 elsewhere
         for i in range(count):
-            w = W1[:, :, i]
-            q = w.masked_fill(mask1[:, :, i], 0.0)
-            Q1[:, :, i] = q
-            err = (w - q) / d[:, i, None]
-            W1[:, :, i:] -= err[:, :, None] * Hinv1[:, None, i, i:]
-            Err1[:, :, i] = err
-        Wk[:, :, i1:i2] = Q1
-        mask[:, :, i1:i2] = ~mask1
+            err = torch.mul(W1[:, :, i], scale[:, :, i], out=Err1[:, :, i])
+            # OBS update of the block's remaining columns, in place (a rank-1 update per group);
+            # column i itself becomes exactly w - err * [H^-1]_ii: 0 where pruned, w where kept
+            W1[:, :, i:].baddbmm_(err[:, :, None], Hinv1[:, i:i + 1, i:], alpha=-1.0)
+        keep1 = ~prune1
+        Wk[:, :, i1:i2] = W1 * keep1
+        mask[:, :, i1:i2] = keep1
         if i2 < c:
             Wk[:, :, i2:] -= torch.bmm(Err1, Hinv[:, i1:i2, i2:])
     Wk = Wk.to(W3.dtype) * mask
