@@ -118,17 +118,19 @@ def _fingerprint(config: GenerationConfig, shard: Shard | None) -> dict[str, Any
     return {"config": cfg, "shard": str(shard) if shard else None}
 
 
-def _check_fingerprint(work: Path, config: GenerationConfig, shard: Shard | None) -> None:
-    """Refuse to resume a bundle made with other settings (its cached work would not match)."""
-    path, now = work / "fingerprint.json", _fingerprint(config, shard)
+def _check_out(out: Path, config: GenerationConfig, shard: Shard | None) -> None:
+    """The output folder must be new, empty, or a bundle of these same settings (which is then resumed)."""
+    if out.exists() and not out.is_dir():
+        raise GenerationError(f"--out {out} is a file, not a folder")
+    path = out / WORK / "fingerprint.json"
     if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old, now = json.loads(path.read_text(encoding="utf-8")), _fingerprint(config, shard)
         if old != now:
-            diff = _first_difference(old, now)
-            raise GenerationError(f"{work.parent} was generated with other settings ({diff}); "
+            raise GenerationError(f"{out} was generated with other settings ({_first_difference(old, now)}); "
                                   "use a new --out folder or the original config")
-    else:
-        write_json_atomic(path, now)
+    elif out.is_dir() and any(p.name not in (ITEMS, "manifest.json") for p in out.iterdir()):
+        raise GenerationError(f"--out {out} is a folder with other files and no study in progress; "
+                              "give a new or empty folder")
 
 
 def _first_difference(old: Any, new: Any, where: str = "") -> str:
@@ -307,23 +309,11 @@ def generate(config: GenerationConfig, out: str | Path, shard: Shard | None = No
              device: str | torch.device | None = None, progress: bool = True) -> Path:
     """Build (or resume) the study bundle of `config` in `out`; return `out`."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     work = out / WORK
-    work.mkdir(exist_ok=True)
-    shutil.rmtree(work / "tmp", ignore_errors=True)  # half-written items of a killed run
-    _check_fingerprint(work, config, shard)
-    log = _Log(out / LOG_NAME, echo=progress)
+    _check_out(out, config, shard)  # before anything is loaded or written
     stages: dict[str, float] = {}
-    run: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                           "shard": str(shard) if shard else None, "built": [], "skipped": [], "stages": stages}
-    runs_path = work / "runs.json"
-    runs = json.loads(runs_path.read_text(encoding="utf-8")) if runs_path.is_file() else []
-    runs.append(run)
-    log(f"run started (shard {shard or 'all'})")
-
     with _timed(stages, "load"):
         clf = load_classifier(config.model, device)
-        run["device"] = device_description(clf.device)
         d = config.data
         dataset = load_dataset(d.root, d.labels, d.wnids, d.files, d.limit)
         _check_labels(dataset, clf)
@@ -331,6 +321,21 @@ def generate(config: GenerationConfig, out: str | Path, shard: Shard | None = No
         layer_name, layer = find_target_layer(clf.model, config.scorecam.layer, clf.preprocess.size)
         settings = RenderSettings.from_config(config.visualization, clf.preprocess.mean, clf.preprocess.std, clf.device)
         weights_sha = sha256_file(clf.weights_path) if clf.weights_path else None
+
+    # every input is valid: from here on the bundle folder is written
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(work / "tmp", ignore_errors=True)  # half-written items of a killed run
+    fingerprint = work / "fingerprint.json"
+    if not fingerprint.is_file():
+        write_json_atomic(fingerprint, _fingerprint(config, shard))
+    log = _Log(out / LOG_NAME, echo=progress)
+    run: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           "shard": str(shard) if shard else None, "device": device_description(clf.device),
+                           "built": [], "skipped": [], "stages": stages}
+    runs_path = work / "runs.json"
+    runs = json.loads(runs_path.read_text(encoding="utf-8")) if runs_path.is_file() else []
+    runs.append(run)
+    log(f"run started (shard {shard or 'all'}, {run['device']})")
     with _timed(stages, "predict"):
         predictions = predict(clf, dataset.samples, batch_size=d.batch_size, workers=d.workers,
                               checkpoint=work / "predictions.json", progress=progress)

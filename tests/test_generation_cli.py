@@ -56,7 +56,7 @@ def test_bad_settings_stop_with_one_line(capsys, tmp_path: Path, overrides: dict
     code, err = _run(capsys, [str(_config(tmp_path, **overrides)), "--out", str(tmp_path / "b"), "--quiet"])
     assert code == 2
     assert expected in _error_line(err)
-    assert not (tmp_path / "b" / "manifest.json").exists()
+    assert not (tmp_path / "b").exists()  # nothing written before every input is checked
 
 
 def test_empty_dataset_folder(capsys, tmp_path: Path) -> None:
@@ -80,6 +80,17 @@ def test_imagenet_layout_with_a_few_class_folders_needs_the_wnid_list(capsys, tm
     cfg = _config(tmp_path, data={"root": str(tmp_path / "val"), "labels": None, "files": None})
     code, err = _run(capsys, [str(cfg), "--out", str(tmp_path / "b"), "--quiet"])
     assert code == 2 and "has 1 class folders but the model has 1000 classes" in _error_line(err)
+
+
+def test_out_must_be_new_empty_or_a_bundle_in_progress(capsys, tmp_path: Path) -> None:
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "thesis.tex").write_text("precious")
+    code, err = _run(capsys, [str(_config(tmp_path)), "--out", str(tmp_path / "home"), "--quiet"])
+    assert code == 2 and "is a folder with other files and no study in progress" in _error_line(err)
+    assert sorted(p.name for p in (tmp_path / "home").iterdir()) == ["thesis.tex"]
+    (tmp_path / "file").write_text("x")
+    code, err = _run(capsys, [str(_config(tmp_path)), "--out", str(tmp_path / "file"), "--quiet"])
+    assert code == 2 and "is a file, not a folder" in _error_line(err)
 
 
 def test_bad_shard_and_bad_merge_arguments(capsys, tmp_path: Path) -> None:
