@@ -59,12 +59,26 @@ def test_readme_toml_blocks_are_valid_generation_configs() -> None:
 
 
 def test_readme_lists_every_generation_and_study_config_key_with_its_default() -> None:
-    from generation.config import GenerationConfig
-    from study.config import StudyConfig  # noqa: F401  (the study keys are checked below)
+    from generation.config import GenerationConfig, config_from_dict
 
+    # The generation reference is the README's TOML block that holds every section.
+    reference = next(body for _, body in blocks("toml") if "[visualization]" in body and "[spade]" in body)
+    parsed = tomllib.loads(reference)
+    defaults = config_from_dict({"data": {"root": "x"}}).model_dump()
     for section, field in GenerationConfig.model_fields.items():
-        for key, sub in field.annotation.model_fields.items():
-            assert re.search(rf"`{key}`", README), f"README does not document [{section}] {key}"
-            assert f"[{section}]" in README
-    for key in ("tasks_per_rater", "ratings_per_task", "catch_per_rater", "identity", "confidence", "completion_code"):
-        assert f"`{key}`" in README, f"README does not document the study key {key}"
+        header = reference.index(f"[{section}]")
+        rest = reference[header + 1:]
+        text = rest[: rest.index("\n[")] if "\n[" in rest else rest
+        for key in field.annotation.model_fields:
+            assert re.search(rf"^#? ?{key} = ", text, re.M), f"README does not document [{section}] {key}"
+            if key in parsed.get(section, {}) and not (section == "data" and key == "root"):
+                assert parsed[section][key] == defaults[section][key], f"README's default of [{section}] {key} is wrong"
+    from study.config import StudyConfig
+
+    study, practice = StudyConfig(), StudyConfig().practice
+    for key, default in [(k, getattr(study, k)) for k in ("identity", "tasks_per_rater", "ratings_per_task",
+                                                           "catch_per_rater", "confidence", "seed", "stale_minutes")] + \
+                        [(k, getattr(practice, k)) for k in ("trials", "min_correct", "max_rounds")]:
+        shown = str(default).lower() if isinstance(default, bool) else f'"{default}"' if isinstance(default, str) \
+            else f"{default:g}" if isinstance(default, float) else str(default)
+        assert re.search(rf"\| `{key}` \| {re.escape(shown)} \|", README), f"README: study key {key} with default {shown}"
