@@ -14,6 +14,7 @@ killed run leaves either a whole item or none; `item.json` is written last insid
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -34,6 +35,15 @@ def item_id(source: str) -> str:
     """A file-system-safe id from a source path: `n01440764/x.JPEG` -> `n01440764__x`."""
     stem = source.rsplit(".", 1)[0] if "." in Path(source).name else source
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem.replace("/", "__")).strip("._") or "item"
+
+
+def item_ids(sources: list[str]) -> dict[str, str]:
+    """Ids for all sources of a dataset, unique: sources whose ids collide get a hash of their path appended."""
+    base = {s: item_id(s) for s in sources}
+    count: dict[str, int] = {}
+    for i in base.values():
+        count[i] = count.get(i, 0) + 1
+    return {s: i if count[i] == 1 else f"{i}-{hashlib.sha1(s.encode()).hexdigest()[:8]}" for s, i in base.items()}
 
 
 def item_dir(bundle: Path, id_: str) -> Path:

@@ -33,7 +33,8 @@ from torchvision.transforms.functional import to_pil_image
 from tqdm.auto import tqdm
 
 import spade
-from generation.bundle import ITEM_JSON, ITEMS, WORK, finished_records, is_finished, item_id, item_paths, write_bundle_manifest, write_item
+from generation.bundle import (ITEM_JSON, ITEMS, WORK, finished_records, is_finished, item_ids, item_paths,
+                               write_bundle_manifest, write_item)
 from generation.candidates import misclassified, predict
 from generation.classifier import Classifier, load_classifier
 from generation.config import GenerationConfig, SpadeSettings
@@ -173,8 +174,8 @@ def _model_input(clf: Classifier, image: Image.Image) -> tuple[torch.Tensor, Ima
     return p.normalize(crop)[None].to(clf.device), to_pil_image(crop.clamp(0, 1).cpu())
 
 
-def _screen(clf: Classifier, layer: torch.nn.Module, candidates: list[tuple[Sample, int]], config: GenerationConfig,
-            work: Path, log: _Log, progress: bool) -> tuple[list[Selected], list[dict[str, Any]]]:
+def _screen(clf: Classifier, layer: torch.nn.Module, candidates: list[tuple[Sample, int]], ids: dict[str, str],
+            config: GenerationConfig, work: Path, log: _Log, progress: bool) -> tuple[list[Selected], list[dict[str, Any]]]:
     """Walk the candidates in order; keep those whose two Score-CAM regions do not intersect, up to `items`."""
     sc, needed = config.scorecam, config.study.items
     cache = work / "screen"
@@ -185,7 +186,7 @@ def _screen(clf: Classifier, layer: torch.nn.Module, candidates: list[tuple[Samp
     for sample, predicted in candidates:
         if len(kept) >= needed:
             break
-        id_ = item_id(sample.source)
+        id_ = ids[sample.source]
         record_path, maps_path = cache / f"{id_}.json", cache / f"{id_}.npy"
         if record_path.is_file():
             entry = json.loads(record_path.read_text(encoding="utf-8"))
@@ -277,18 +278,18 @@ def _build_item(sel: Selected, clf: Classifier, config: GenerationConfig, method
     return record
 
 
-def _study_block(config: GenerationConfig, clf: Classifier, shard: Shard | None, layer: str, weights_sha: str | None,
+def _study_block(config: GenerationConfig, clf: Classifier, shard: Shard | None, layer: str, provenance: dict[str, Any],
                  candidates: dict[str, Any], selection: list[Selected], runs: list[dict[str, Any]],
                  records: list[dict[str, Any]]) -> dict[str, Any]:
     item_timings = {r["entry"]["id"]: r["timings"] for r in records}
     per_item = [sum(t.values()) for t in item_timings.values()]
     return {
         "generator": "spade-study generate",
-        "code_version": code_version(),
-        "package_versions": package_versions(),
+        "code_version": provenance["code_version"],
+        "package_versions": provenance["package_versions"],
         "config": config.to_dict(),
         "model": {"name": clf.name, "weights": str(clf.weights_path) if clf.weights_path else config.model.weights,
-                  "weights_sha256": weights_sha, "num_classes": clf.num_classes,
+                  "weights_sha256": provenance["weights_sha256"], "num_classes": clf.num_classes,
                   "preprocess": clf.preprocess.to_dict()},
         "device": device_description(clf.device),
         "seeds": {"candidate_order": config.study.seed, "spade": config.study.seed,
@@ -320,7 +321,8 @@ def generate(config: GenerationConfig, out: str | Path, shard: Shard | None = No
         method = get_method(config.visualization.method)
         layer_name, layer = find_target_layer(clf.model, config.scorecam.layer, clf.preprocess.size)
         settings = RenderSettings.from_config(config.visualization, clf.preprocess.mean, clf.preprocess.std, clf.device)
-        weights_sha = sha256_file(clf.weights_path) if clf.weights_path else None
+        provenance = {"code_version": code_version(), "package_versions": package_versions(),
+                      "weights_sha256": sha256_file(clf.weights_path) if clf.weights_path else None}
 
     # every input is valid: from here on the bundle folder is written
     work.mkdir(parents=True, exist_ok=True)
@@ -343,7 +345,8 @@ def generate(config: GenerationConfig, out: str | Path, shard: Shard | None = No
         log(f"skipped {source}: {reason}")
     candidates = misclassified(dataset.samples, predictions, config.study.seed)
     with _timed(stages, "screen"):
-        selection, screened = _screen(clf, layer, candidates, config, work, log, progress)
+        ids = item_ids([s.source for s in dataset.samples])
+        selection, screened = _screen(clf, layer, candidates, ids, config, work, log, progress)
     if len(selection) < config.study.items:
         log(f"only {len(selection)} of {config.study.items} items: the dataset has too few misclassified "
             "samples whose two regions do not intersect")
@@ -362,7 +365,7 @@ def generate(config: GenerationConfig, out: str | Path, shard: Shard | None = No
     def save_manifest() -> None:
         records = finished_records(out, order)
         write_json_atomic(runs_path, runs)
-        study = _study_block(config, clf, shard, layer_name, weights_sha, candidate_log, selection, runs, records)
+        study = _study_block(config, clf, shard, layer_name, provenance, candidate_log, selection, runs, records)
         write_bundle_manifest(out, study, records)
 
     save_manifest()
