@@ -33,7 +33,7 @@ def grouped_weight(weight: torch.Tensor, groups: int) -> torch.Tensor:
 
 def _patches(module: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """Strided view (no copy) of the convolution's input patches: N x groups x C/groups x kh x kw x oh x ow."""
-    x = _padded_input(module, x)
+    x = _padded_input(module, x).contiguous()  # channels-last inputs: gathers below need NCHW order
     n, c = x.shape[:2]
     g = module.groups
     kh, kw = module.kernel_size

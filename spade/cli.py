@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="samples per forward pass")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice); on a machine shared with other jobs, 1 is "
+                        "often fastest")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -43,6 +46,10 @@ def main(argv: list[str]) -> int:
     from .models import UnknownModelError, load_model
     from .prune import default_device, prune
 
+    if args.threads is not None:
+        if args.threads < 1:
+            return _error(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     if args.augmentations < 1:
         return _error(f"--augmentations must be at least 1, got {args.augmentations}")
     try:
