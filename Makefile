@@ -3,9 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test venv browser bench clean
+.PHONY: demo test check venv browser bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,15 +16,18 @@ venv: $(STAMP)
 
 # Browser tests drive Debian's chromium through Playwright (no browser download).
 browser:
-	@test -x $(CHROMIUM) || { echo "installing Debian chromium for the browser tests"; \
-	  (command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && SUDO=sudo || SUDO=; \
-	   $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); }
+	sh scripts/install_browser.sh
 
 demo: $(STAMP)
 	$(VENV)/bin/spade-study demo
 
+# The whole suite, slow and browser tests included; prints the 15 slowest tests.
 test: $(STAMP) browser
-	$(PY) -m pytest -q --timeout=900
+	$(PY) -m pytest -q --timeout=900 --durations=15
+
+# The fast loop: everything not marked slow (at most 2 minutes on 2 cores).
+check: $(STAMP) browser
+	$(PY) -m pytest -q --timeout=300 -m "not slow" --durations=10
 
 bench: $(STAMP)
 	$(PY) bench/spade_bench.py

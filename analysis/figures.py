@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.files import write_bytes_atomic  # noqa: E402
+from contracts.files import write_bytes_atomic  # noqa: E402
 
 COND_LABELS = {"dense": "Dense", "spade": "SPADE"}
 COLORS = {"agree": "#4c9a5b", "disagree": "#c8553d", "undecided": "#b8b8b8"}

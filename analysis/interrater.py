@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.inter_rater import fleiss_kappa
 
-from analysis.io import CONDITIONS
+from contracts.responses import CONDITIONS
 from analysis.metrics import ratio
 
 # Category columns of the per-task count table.

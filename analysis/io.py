@@ -14,16 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# The contract with the study app (its `responses_export` view and its CSV download).
-COLUMNS: tuple[str, ...] = (
-    "rater_id", "task_id", "item_id", "condition", "target", "choice",
-    "correct", "is_catch", "shown_at", "answered_at", "response_ms",
-)
-CONDITIONS: tuple[str, ...] = ("dense", "spade")
-TARGETS: tuple[str, ...] = ("true", "predicted")
-CHOICES: tuple[str, ...] = ("A", "B", "undecided")
-SIDES: tuple[str, ...] = ("A", "B")
-EXPORT_VIEW = "responses_export"
+from contracts.responses import CHOICES, COLUMNS, CONDITIONS, EXPORT_VIEW, SIDES, TARGETS
+
 _ROWS_NAMED = 8  # how many offending rows a message lists before "and N more"
 
 

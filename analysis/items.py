@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.io import CONDITIONS
+from contracts.responses import CONDITIONS
 
 
 def item_table(df: pd.DataFrame) -> pd.DataFrame:

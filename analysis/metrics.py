@@ -16,7 +16,7 @@ import math
 import pandas as pd
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint, proportions_ztest
 
-from analysis.io import CONDITIONS
+from contracts.responses import CONDITIONS
 
 ALPHA = 0.05
 # metric name -> (numerator column, denominator: None = all ratings, else a 0/1 column)

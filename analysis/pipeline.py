@@ -7,9 +7,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from analysis import figures, tables
-from analysis.files import write_json_atomic, write_text_atomic
+from contracts.files import write_json_atomic, write_text_atomic
 from analysis.interrater import inter_rater
-from analysis.io import CONDITIONS, ResponsesError, add_outcomes
+from analysis.io import ResponsesError, add_outcomes
+from contracts.responses import CONDITIONS
 from analysis.items import item_table
 from analysis.metrics import condition_metrics, differences
 from analysis.models import fit_all

@@ -34,8 +34,9 @@ from scipy.optimize import brentq
 from scipy.special import expit, logit
 from tqdm.auto import tqdm
 
-from analysis.files import write_json_atomic, write_text_atomic
-from analysis.io import CONDITIONS, add_outcomes, validate_responses
+from contracts.files import write_json_atomic, write_text_atomic
+from analysis.io import add_outcomes, validate_responses
+from contracts.responses import CONDITIONS
 from analysis.metrics import wilson
 from analysis.models import mixed_logit
 from analysis.paper import COUNTS

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.files import write_text_atomic
-from analysis.io import CONDITIONS
+from contracts.files import write_text_atomic
+from contracts.responses import CONDITIONS
 from analysis.paper import PUBLISHED
 
 RATE_LABELS = {"decision_rate": "decision rate", "agreement": "agreement", "net": "net agreement"}

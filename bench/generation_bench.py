@@ -60,7 +60,7 @@ def _config(preset: str, items: int, all_images: bool) -> dict:
 def pipeline_table(preset: str, items: int, out: Path, device: str | None, all_images: bool) -> str:
     """Run (or resume) the pipeline and tabulate its recorded timings."""
     from generation.config import config_from_dict
-    from generation.manifest import load_manifest
+    from contracts.manifest import load_manifest
     from generation.pipeline import generate
 
     generate(config_from_dict(_config(preset, items, all_images)), out, device=device)

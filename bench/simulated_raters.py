@@ -51,7 +51,7 @@ def penultimate_features(model: torch.nn.Module, preprocess, images: list[Image.
 def stimulus_similarities(bundle: Path, model_name: str = "efficientnet_lite0", weights: str | None = None) -> dict:
     """For every item, condition and target: cosine similarity of the visualization with each region's crop."""
     import spade
-    from generation.manifest import load_manifest
+    from contracts.manifest import load_manifest
 
     model, preprocess = spade.models.load_model(model_name, weights)
     sims: dict = {}

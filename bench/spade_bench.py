@@ -1,14 +1,15 @@
 """Benchmark of the SPADE library: time per stage, peak memory, rel_error per solver, top-1 agreement.
 
 For each (model, number of augmentations) a fresh process runs, so that its peak memory is its own:
-  1. `spade.prune` end to end with the sparsegpt solver (the public API; the per-image target);
-  2. on the Hessians of that same capture, each solver in turn (side by side, same inputs), each
-     pruned model checked for the dense top-1 class.
+  1. with at most 128 augmentations, `spade.prune` end to end with the sparsegpt solver (the public
+     API, timed as a user sees it);
+  2. one capture (augment, then one pass over all layers), then each solver in turn on the same
+     Hessians (side by side), each pruned model checked for the dense top-1 class.
 Results go to a JSON-lines file (one line per configuration and image), so an interrupted run
 resumes where it stopped; `--readme` writes the table into the `## spade` section of bench/README.md.
 
-    .venv/bin/python bench/spade_bench.py                       # the recorded CPU configuration
-    .venv/bin/python bench/spade_bench.py --device cuda --augmentations 128 1024 --solvers sparsegpt obc magnitude
+    .venv/bin/python bench/spade_bench.py                       # the recorded CPU configurations
+    .venv/bin/python bench/spade_bench.py --device cuda --configs resnet50:1024:1:sparsegpt+obc+magnitude
 """
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT.parent / "shared" / "data" / "imagenet-sample"
 RESULTS = ROOT / "bench" / "out" / "spade_bench.jsonl"
 README = ROOT / "bench" / "README.md"
+DEFAULT_CONFIGS = [
+    "efficientnet_lite0:128:1:sparsegpt+obc+magnitude",
+    "efficientnet_lite0:128:2:sparsegpt+magnitude",
+    "efficientnet_lite0:1024:1:sparsegpt+magnitude",
+    "resnet50:128:1:sparsegpt+magnitude",
+    "resnet50:1024:1:sparsegpt+magnitude",
+]
 MODELS = {  # name -> (load_model weights, default schedule)
     "efficientnet_lite0": (None, "default"),
     "resnet50": ("random", "resnet50_tuned"),
@@ -41,7 +49,8 @@ def _images(n: int) -> list[Path]:
     return [SAMPLE_DIR / r["file"] for r in rows[7::41][:n]]
 
 
-def run_one(model_name: str, n_aug: int, solvers: list[str], images: int, device: str, threads: int) -> list[dict]:
+def run_one(model_name: str, n_aug: int, solvers: list[str], images: int, device: str, threads: int,
+            end_to_end: bool) -> list[dict]:
     """One configuration, all its images, in this process; returns one record per image."""
     import torch
 
@@ -50,7 +59,7 @@ def run_one(model_name: str, n_aug: int, solvers: list[str], images: int, device
     from spade import schedules
     from spade.augment import augmented_batches
     from spade.capture import capture_hessians, execution_order, grouped_weight, weight_groups
-    from spade.prune import _flush_denormals, _sync, select_layers
+    from spade.prune import _flush_denormals, _sync, default_batch_size, select_layers
     from spade.solvers import get_solver
     from spade.trace import LayerTrace, Trace
 
@@ -60,30 +69,40 @@ def run_one(model_name: str, n_aug: int, solvers: list[str], images: int, device
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     sparsity = schedules.parse(schedule)
+    batch_size = default_batch_size(dev)
     records = []
     for path in _images(images):
-        t0 = time.perf_counter()
-        trace = spade.prune(model, path, sparsity=sparsity, solver="sparsegpt", n_augmentations=n_aug,
-                            preprocess=pp, device=dev, progress=False)
-        _sync(dev)
-        total = time.perf_counter() - t0
         rec = {"model": model_name, "augmentations": n_aug, "image": path.name, "device": device,
-               "threads": threads, "end_to_end_s": total, "stages": trace.timings,
-               "keeps_top1": {"sparsegpt (end to end)": trace.keeps_top1}, "solve_s": {}, "mean_rel_error": {}}
-        # side by side: every solver on the Hessians of one capture
+               "threads": threads, "solve_s": {}, "mean_rel_error": {}, "keeps_top1": {}}
+        if end_to_end:  # the public API, timed as a user sees it
+            t0 = time.perf_counter()
+            trace = spade.prune(model, path, sparsity=sparsity, solver="sparsegpt", n_augmentations=n_aug,
+                                preprocess=pp, device=dev, progress=False)
+            _sync(dev)
+            rec["prune_s"] = time.perf_counter() - t0
+            rec["prune_stages"] = trace.timings
+            rec["keeps_top1"]["prune()"] = trace.keeps_top1
+        # one capture, then every solver on the same Hessians (side by side)
         modules = select_layers(model)
-        picture = pp.load(path).to(dev)
-        x0 = pp.normalize(pp.crop(picture))[None]
         with torch.inference_mode(), _flush_denormals():
+            t = time.perf_counter()
+            picture = pp.load(path).to(dev)
+            x0 = pp.normalize(pp.crop(picture))[None]
             with execution_order(modules) as order:
                 dense_top1 = int(model(x0).argmax())
             targets = schedules.resolve(sparsity, order, modules)
             active = {n: modules[n] for n in order if targets[n] > 0}
-            t = time.perf_counter()
-            accs = capture_hessians(model, active, augmented_batches(picture, n_aug, 128 if dev.type == "cuda" else 32,
-                                                                     0, pp), dev)
             _sync(dev)
-            rec["capture_shared_s"] = time.perf_counter() - t
+            rec["probe_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            batches = list(augmented_batches(picture, n_aug, batch_size, 0, pp))
+            _sync(dev)
+            rec["augment_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            accs = capture_hessians(model, active, iter(batches), dev)
+            _sync(dev)
+            rec["capture_s"] = time.perf_counter() - t
+            del batches
             for solver in solvers:
                 solve = get_solver(solver)
                 layers, errors = {}, []
@@ -100,6 +119,8 @@ def run_one(model_name: str, n_aug: int, solvers: list[str], images: int, device
                 rec["mean_rel_error"][solver] = sum(errors) / len(errors)
                 rec["keeps_top1"][solver] = int(Trace(layers).apply(model)(x0).argmax()) == dense_top1
         records.append(rec)
+        print(f"{model_name} {n_aug} {path.name}: capture {rec['capture_s']:.1f} s, solve "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in rec["solve_s"].items()), file=sys.stderr, flush=True)
     peak = (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     for rec in records:
@@ -114,39 +135,58 @@ def _done(results: Path) -> set[tuple]:
     keys = set()
     for line in results.read_text().splitlines():
         r = json.loads(line)
-        keys.add((r["model"], r["augmentations"], r["device"], tuple(sorted(r["solve_s"]))))
+        keys.add((r["model"], r["augmentations"], r["device"], r["threads"], tuple(sorted(r["solve_s"]))))
     return keys
 
 
 def table(results: Path) -> str:
-    """Markdown table: one row per (model, augmentations, device), means over images."""
+    """Markdown table: one row per (model, augmentations, device, threads), means over images."""
     import pandas as pd
 
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["model"], r["augmentations"], r["device"]), []).append(r)
-    solvers = ["sparsegpt", "obc", "magnitude"]
+        groups.setdefault((r["model"], r["augmentations"], r["device"], r["threads"]), []).append(r)
     out = []
-    for (model, n_aug, device), rs in groups.items():
+    for (model, n_aug, device, threads), rs in groups.items():
         def mean(f):
-            vals = [f(r) for r in rs]
-            vals = [v for v in vals if v is not None]
+            vals = [v for v in (f(r) for r in rs) if v is not None]
             return sum(vals) / len(vals) if vals else None
 
-        row = {"model": model, "aug": n_aug, "device": device, "images": len(rs),
-               "end to end s": mean(lambda r: r["end_to_end_s"]),
-               "augment s": mean(lambda r: r["stages"]["augment"]), "capture s": mean(lambda r: r["stages"]["capture"]),
-               "solve s (sparsegpt)": mean(lambda r: r["stages"]["solve"]),
-               "peak MiB": max(r["peak_memory_mib"] for r in rs)}
-        for s in solvers:
+        row = {"model": model, "aug": n_aug, "device": f"{device} ({threads} thr)", "images": len(rs),
+               "augment s": mean(lambda r: r["augment_s"]), "capture s": mean(lambda r: r["capture_s"])}
+        for s in ("sparsegpt", "obc", "magnitude"):
             if any(s in r["solve_s"] for r in rs):
-                row[f"{s}: solve s"] = mean(lambda r, s=s: r["solve_s"].get(s))
-                row[f"{s}: rel_error"] = mean(lambda r, s=s: r["mean_rel_error"].get(s))
-                row[f"{s}: top-1 kept"] = f"{sum(r['keeps_top1'].get(s, False) for r in rs)}/{len(rs)}"
+                row[f"solve s: {s}"] = mean(lambda r, s=s: r["solve_s"].get(s))
+        row["sparsegpt total s"] = mean(lambda r: r["probe_s"] + r["augment_s"] + r["capture_s"] + r["solve_s"]["sparsegpt"])
+        row["prune() s"] = mean(lambda r: r.get("prune_s"))
+        row["peak MiB"] = max(r["peak_memory_mib"] for r in rs)
+        for s in ("sparsegpt", "obc", "magnitude"):
+            if any(s in r["mean_rel_error"] for r in rs):
+                row[f"rel_error: {s}"] = mean(lambda r, s=s: r["mean_rel_error"].get(s))
+        for s in ("sparsegpt", "obc", "magnitude"):
+            if any(s in r["keeps_top1"] for r in rs):
+                row[f"top-1 kept: {s}"] = f"{sum(bool(r['keeps_top1'].get(s)) for r in rs)}/{len(rs)}"
         out.append(row)
-    df = pd.DataFrame(out)
-    return df.to_markdown(index=False, floatfmt=".3g")
+    return pd.DataFrame(out).to_markdown(index=False, floatfmt=".3g")
+
+
+NOTES = ""  # filled in by hand in bench/README.md after a run (verdicts, ratios)
+
+
+def header(args: argparse.Namespace) -> str:
+    """Machine, date and command of the run, for bench/README.md."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"- Machine: {os.cpu_count()} CPU cores ({cpu}, {platform.machine()}), device `{args.device}`.\n"
+            f"- Date: {date.today()}.\n"
+            f"- Command: `.venv/bin/python bench/spade_bench.py --configs {' '.join(args.configs)} --readme`")
 
 
 def write_readme(section: str) -> None:
@@ -164,22 +204,19 @@ def write_readme(section: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark configurations (each in a fresh process), then print/record the table."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    p.add_argument("--augmentations", nargs="+", type=int, default=[128, 1024])
-    p.add_argument("--solvers", nargs="+", default=["sparsegpt", "magnitude"])
-    p.add_argument("--obc-for", nargs="*", default=["efficientnet_lite0:128"],
-                   help="MODEL:AUG configurations that also run the (slow) exact OBC solver")
-    p.add_argument("--images", type=int, default=3)
+    p.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS,
+                   help="MODEL:AUGMENTATIONS:THREADS:SOLVER+SOLVER... (default: the recorded CPU set)")
+    p.add_argument("--images", type=int, default=3, help="images per configuration with at most 128 augmentations")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--results", type=Path, default=RESULTS)
-    p.add_argument("--readme", action="store_true", help="write the table into bench/README.md")
-    p.add_argument("--one", help=argparse.SUPPRESS)  # internal: MODEL:AUG, run in this process
+    p.add_argument("--readme", action="store_true", help="write the table into the `## spade` section of bench/README.md")
+    p.add_argument("--one", help=argparse.SUPPRESS)  # internal: one configuration, in this process
     args = p.parse_args(argv)
 
     if args.one:
-        model, n_aug = args.one.split(":")
-        recs = run_one(model, int(n_aug), args.solvers, args.images, args.device, args.threads)
+        model, n_aug, threads, solvers = args.one.split(":")
+        recs = run_one(model, int(n_aug), solvers.split("+"), args.images, args.device, int(threads),
+                       end_to_end=int(n_aug) <= 128)
         print(json.dumps(recs))
         return 0
 
@@ -187,20 +224,15 @@ def main(argv: list[str] | None = None) -> int:
 
     args.results.parent.mkdir(parents=True, exist_ok=True)
     done = _done(args.results)
-    configs = []
-    for model in args.models:
-        for n_aug in args.augmentations:
-            solvers = list(args.solvers) + (["obc"] if f"{model}:{n_aug}" in args.obc_for and "obc" not in args.solvers else [])
-            configs.append((model, n_aug, solvers))
-    for model, n_aug, solvers in tqdm(configs, desc="spade bench", unit="config"):
-        if (model, n_aug, args.device, tuple(sorted(solvers))) in done:
+    for config in tqdm(args.configs, desc="spade bench", unit="config"):
+        model, n_aug, threads, solvers = config.split(":")
+        if (model, int(n_aug), args.device, int(threads), tuple(sorted(solvers.split("+")))) in done:
             continue  # resume: already measured
-        images = args.images if n_aug <= 128 else 1
-        cmd = [sys.executable, __file__, "--one", f"{model}:{n_aug}", "--solvers", *solvers, "--images", str(images),
-               "--device", args.device, "--threads", str(args.threads)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        images = args.images if int(n_aug) <= 128 else 1
+        cmd = [sys.executable, __file__, "--one", config, "--images", str(images), "--device", args.device]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
         if proc.returncode != 0:
-            print(f"error: {model} with {n_aug} augmentations failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+            print(f"error: configuration {config} failed (exit {proc.returncode})", file=sys.stderr)
             return 1
         with open(args.results, "a") as f:
             for rec in json.loads(proc.stdout.strip().splitlines()[-1]):
@@ -208,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     md = table(args.results)
     print(md)
     if args.readme:
-        cpu = platform.processor() or platform.machine()
-        write_readme(f"## spade\n\n(machine {cpu}, {os.cpu_count()} cores, {date.today()})\n\n{md}\n")
+        write_readme(f"## spade\n\n{header(args)}\n\n{md}\n\n{NOTES}\n")
     return 0
 
 

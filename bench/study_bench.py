@@ -31,12 +31,11 @@ from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
 from study.config import StudyConfig, load_config  # noqa: E402
 from study.db import connect, immediate  # noqa: E402
 from study.service import Refused, StudyService  # noqa: E402
-from study_fixtures import make_bundle, write_config  # noqa: E402
+from study.examples import make_bundle, write_config  # noqa: E402
 
 
 class PerCallConnectionService(StudyService):

@@ -1,7 +1,7 @@
 """The bundle on disk: one folder per finished item, written atomically, and the manifest listing them.
 
 Layout of `BUNDLE/`:
-    manifest.json                      the study (see generation/manifest.py)
+    manifest.json                      the study (see contracts/manifest.py)
     items/<id>/image.png               the model's center crop, as shown to raters
     items/<id>/scorecam_{true,predicted}.png   Score-CAM heatmaps over the image
     items/<id>/crop_{true,predicted}.png       the two regions, cropped
@@ -24,7 +24,7 @@ from typing import Any
 
 from PIL import Image
 
-from generation.manifest import CONDITIONS, MANIFEST_VERSION, TARGETS, write_json_atomic, write_manifest
+from contracts.manifest import CONDITIONS, MANIFEST_VERSION, TARGETS, write_json_atomic, write_manifest
 
 ITEMS = "items"
 WORK = ".work"

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from generation.classifier import Classifier
 from generation.dataset import ImageLoadError, Sample, load_rgb
-from generation.manifest import write_json_atomic
+from contracts.manifest import write_json_atomic
 
 SAVE_EVERY_S = 30.0  # how often a long prediction run checkpoints its results
 

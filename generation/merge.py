@@ -8,7 +8,7 @@ from typing import Any
 
 from generation.bundle import ITEMS, WORK, is_finished, item_dir, read_item, write_bundle_manifest
 from generation.errors import GenerationError
-from generation.manifest import ManifestError, load_manifest
+from contracts.manifest import ManifestError, load_manifest
 
 # study-block keys that must agree between shards (they define which items exist and how they look)
 _SHARED = ("config", "model", "seeds", "scorecam_layer", "visualization_method", "selection")

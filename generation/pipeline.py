@@ -40,7 +40,7 @@ from generation.classifier import Classifier, load_classifier
 from generation.config import GenerationConfig, SpadeSettings
 from generation.dataset import Dataset, ImageLoadError, Sample, load_dataset, load_rgb
 from generation.errors import GenerationError
-from generation.manifest import boxes_intersect, write_json_atomic
+from contracts.manifest import boxes_intersect, write_json_atomic
 from generation.provenance import code_version, device_description, package_versions, sha256_file
 from generation.regions import find_target_layer, region_from_map, scorecam_maps
 from generation.visualize import Method, RenderSettings, get_method, render

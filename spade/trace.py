@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+
+from contracts.files import atomic_path
 
 FORMAT = "spade-trace"
 VERSION = 1
@@ -126,16 +127,8 @@ class Trace:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the trace to `path` atomically (a half-written file never replaces a good one)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             torch.save(self.to_dict(), tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Trace":

@@ -19,6 +19,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from contracts.files import atomic_path
+
 DEFAULT_DIR = Path("data/demo")
 PORT = 8501
 
@@ -85,9 +87,8 @@ def build_demo_dataset(folder: Path) -> Path:
         width = SIDE // len(spec.photos)
         for i, photo in enumerate(spec.photos):
             canvas.paste(_fit(shipped_photo(photo), width, SIDE), (i * width, 0))
-        tmp = target.with_suffix(".tmp.png")
-        canvas.save(tmp)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            canvas.save(tmp, format="PNG")
     labels = folder / "labels.csv"
     with open(labels, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -139,7 +140,7 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     folder = args.dir.resolve()
     bundle = build(folder, args.device)
-    from generation.manifest import load_manifest
+    from contracts.manifest import load_manifest
 
     n_items = len(load_manifest(bundle, check_files=False)["items"])
     print(f"demo study: {n_items} items in {bundle}")

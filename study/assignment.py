@@ -31,7 +31,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from generation.manifest import CONDITIONS, TARGETS
+from contracts.manifest import CONDITIONS, TARGETS
 from study.config import StudyConfig
 
 SIDES = ("A", "B")

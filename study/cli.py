@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from generation.manifest import ManifestError
+from contracts.manifest import ManifestError
 from study.config import ConfigError, load_config
 from study.db import StudyDBError
 

@@ -21,27 +21,13 @@ from typing import Iterator
 
 import sqlite_utils
 
-from generation.manifest import CONDITIONS, TARGETS
+from contracts.responses import CHOICES, COLUMNS, CONDITIONS, TARGETS
 from study.assignment import tasks_for_items
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 15_000
-CHOICES = ("A", "B", "undecided")
-
-# The CSV contract with `analysis`: exactly these columns, in this order.
-EXPORT_COLUMNS = (
-    "rater_id",
-    "task_id",
-    "item_id",
-    "condition",
-    "target",
-    "choice",
-    "correct",
-    "is_catch",
-    "shown_at",
-    "answered_at",
-    "response_ms",
-)
+# The responses contract (columns, choices) lives in contracts.responses.
+EXPORT_COLUMNS = COLUMNS
 
 RESPONSES_EXPORT_SQL = """
 SELECT a.rater_id AS rater_id, a.task_id AS task_id, t.item_id AS item_id,

@@ -1,20 +1,19 @@
 """Getting data out of a study database: the responses CSV (the contract with `analysis`) and consistent backups.
 
 The CSV is a plain dump of the `responses_export` view, whose columns are the
-contract: rater_id, task_id, item_id, condition, target, choice, correct, is_catch,
-shown_at, answered_at, response_ms. Backups use SQLite's online backup API, which
+contract in `contracts.responses`. Backups use SQLite's online backup API, which
 copies a consistent snapshot while raters keep answering.
 """
 from __future__ import annotations
 
 import csv
 import io
-import os
 import sqlite3
-import tempfile
 from pathlib import Path
 
-from study.db import EXPORT_COLUMNS, connect
+from contracts.files import atomic_path, write_text_atomic
+from contracts.responses import COLUMNS as EXPORT_COLUMNS
+from study.db import connect
 
 
 def export_rows(db_path: str | Path) -> list[dict]:
@@ -39,31 +38,26 @@ def responses_csv_text(db_path: str | Path) -> str:
 def write_responses_csv(db_path: str | Path, out: str | Path) -> int:
     """Write the responses CSV atomically; return the number of data rows."""
     text = responses_csv_text(db_path)
-    out = Path(out)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-    os.replace(tmp, out)
+    write_text_atomic(out, text)
     return text.count("\n") - 1
 
 
 def backup(db_path: str | Path, out: str | Path) -> Path:
     """Copy a consistent snapshot of the live database to `out` with the sqlite3 backup API."""
     out = Path(out)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    src = sqlite3.connect(str(db_path), timeout=15)
-    try:
-        dst = sqlite3.connect(tmp)
+    # The backup holds every rater's invite token: readable by its owner only.
+    with atomic_path(out, mode=0o600) as tmp:
+        src = sqlite3.connect(str(db_path), timeout=15)
         try:
-            src.backup(dst)
-            # A single-file copy: leave WAL mode so the backup needs no -wal/-shm companions.
-            dst.execute("PRAGMA journal_mode = DELETE")
+            dst = sqlite3.connect(tmp)
+            try:
+                src.backup(dst)
+                # A single-file copy: leave WAL mode so the backup needs no -wal/-shm companions.
+                dst.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                dst.close()
         finally:
-            dst.close()
-    finally:
-        src.close()
-    os.replace(tmp, out)
+            src.close()
     return out
 
 

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from generation.manifest import boxes_intersect
+from contracts.manifest import boxes_intersect
 
 SIZE = 224
 PATTERNS = ("stripes", "dots", "checks", "rings", "zigzag", "triangles")

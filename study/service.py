@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Mapping
 
 import sqlite_utils
 
-from generation.manifest import load_manifest
+from contracts.manifest import load_manifest
 from study import practice as practice_trials
 from study.assignment import Pick, Policy, RaterHistory, Task, choose_next, tasks_for_items
 from study.config import StudyConfig

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from generation.manifest import CONDITIONS
+from contracts.manifest import CONDITIONS
 
 _CONDITION_SQL = """
 SELECT t.condition AS condition,

@@ -1,0 +1,1 @@
+"""Fixtures of the analysis tests (example data lives in `analysis.examples`)."""

@@ -1,0 +1,157 @@
+"""The full analysis on responses built to match the paper: every published number back, DB == CSV, all outputs."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from analysis.examples import FAILING_RATER, paper_responses, write_csv, write_study_db
+from PIL import Image
+
+from analysis.cli import main as analyze
+from analysis.paper import PUBLISHED
+
+REPO = Path(__file__).resolve().parents[2]
+OUTPUT_STEMS = ["headline", "paper_comparison", "models", "inter_rater", "raters", "items"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The full analysis (models included) from the CSV and from a study-shaped DB of the same responses."""
+    base = tmp_path_factory.mktemp("paper")
+    raw = paper_responses()
+    csv = write_csv(raw, base / "responses.csv")
+    db = write_study_db(raw, base / "study.db")
+    codes = {
+        "csv": analyze(["--responses", str(csv), "--out", str(base / "from_csv"), "--quiet", "--bootstrap", "400"]),
+        "db": analyze(["--db", str(db), "--out", str(base / "from_db"), "--quiet", "--bootstrap", "400"]),
+    }
+    return {"base": base, "csv": csv, "db": db, "codes": codes}
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_reproduces_every_published_number(runs):
+    assert runs["codes"] == {"csv": 0, "db": 0}
+    s = summary(runs["base"] / "from_csv")
+    for cond in ("spade", "dense"):
+        for m in ("decision_rate", "agreement", "net"):
+            assert round(100 * s[cond][m], 1) == pytest.approx(PUBLISHED[cond][m], abs=0.1001), (cond, m)
+        assert (s[cond]["pairs_agree"], s[cond]["pairs_disagree"]) == (
+            PUBLISHED[cond]["pairs_agree"], PUBLISHED[cond]["pairs_disagree"])
+        assert s[cond]["pairs_ratio"] == pytest.approx(PUBLISHED[cond]["pairs_ratio"], abs=0.01)
+    assert (s["spade"]["n"], s["spade"]["decided"], s["spade"]["correct"]) == (388, 339, 271)
+    assert (s["dense"]["n"], s["dense"]["decided"], s["dense"]["correct"]) == (358, 276, 203)
+    assert s["input"]["analysed_ratings"] == 746 and s["input"]["analysed_raters"] == 24
+    # the stated differences: decision "over 10%", net "13.1%"; agreement 79.9 - 73.6
+    assert 100 * s["difference"]["decision_rate"]["estimate"] == pytest.approx(10.3, abs=0.1)
+    assert 100 * s["difference"]["net"]["estimate"] == pytest.approx(13.1, abs=0.1)
+    assert 100 * s["difference"]["agreement"]["estimate"] == pytest.approx(79.9 - 73.6, abs=0.1)
+
+
+def test_summary_contract(runs):
+    s = summary(runs["base"] / "from_csv")
+    assert {"dense", "spade", "difference", "inter_rater"} <= set(s)
+    for cond in ("dense", "spade"):
+        for key in ("n", "decided", "decision_rate", "agreement", "net", "pairs_agree", "pairs_disagree"):
+            assert key in s[cond]
+        for key in ("decision_rate", "agreement", "net"):
+            assert 0 <= s[cond][key] <= 1 and 0 <= s[cond][f"{key}_ci"][0] <= s[cond][key] <= s[cond][f"{key}_ci"][1] <= 1
+        ir = s["inter_rater"][cond]
+        assert -1 <= ir["krippendorff_alpha_undecided_missing"] <= 1 and -1 <= ir["fleiss_kappa"] <= 1
+    assert set(s["difference"]) == {"decision_rate", "agreement", "net"}
+
+
+def test_models_agree_on_the_direction(runs):
+    m = summary(runs["base"] / "from_csv")["models"]
+    for key in ("mixed_net", "mixed_decided", "gee_net", "gee_decided"):
+        assert m[key]["fitted"] and m[key]["odds_ratio"] > 1, key
+        lo, hi = m[key]["odds_ratio_ci"]
+        assert lo < m[key]["odds_ratio"] < hi
+    assert m["mixed_net"]["n"] == 746 and m["mixed_net"]["raters"] == 24
+    boot = m["bootstrap"]
+    net = summary(runs["base"] / "from_csv")["difference"]["net"]["estimate"]
+    for scheme in ("raters_and_items", "raters", "items"):
+        lo, hi = boot[scheme]["net"]["ci"]
+        assert lo < net < hi and boot[scheme]["replicates"] == 400
+    # the two-way bootstrap counts more variation than either one-way bootstrap
+    assert boot["raters_and_items"]["net"]["se"] > max(boot["raters"]["net"]["se"], boot["items"]["net"]["se"])
+
+
+def test_db_and_csv_results_are_identical(runs):
+    a, b = runs["base"] / "from_csv", runs["base"] / "from_db"
+    files = sorted(p.name for p in a.iterdir())
+    assert files == sorted(p.name for p in b.iterdir())
+    for name in files:
+        if name == "report.md":  # names its input file, otherwise the same
+            continue
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    strip = lambda p: [ln for ln in p.read_text().splitlines() if not ln.startswith("Input:")]  # noqa: E731
+    assert strip(a / "report.md") == strip(b / "report.md")
+
+
+def test_every_output_is_written(runs):
+    out = runs["base"] / "from_csv"
+    for stem in OUTPUT_STEMS:
+        for ext in ("csv", "md", "tex"):
+            assert (out / f"{stem}.{ext}").stat().st_size > 0, f"{stem}.{ext}"
+    tex = (out / "headline.tex").read_text()
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    assert "87.4 [83.7, 90.3]" in (out / "headline.md").read_text()
+    raters = pd.read_csv(out / "raters.csv")
+    assert len(raters) == 24 and raters["n"].sum() == 746 and set(raters["n_catch"]) == {3}
+    assert raters.loc[raters["rater_id"] == FAILING_RATER, "catch_accuracy"].item() == pytest.approx(1 / 3)
+    items = pd.read_csv(out / "items.csv")
+    assert items["n_spade"].sum() == 388 and items["n_dense"].sum() == 358
+    for stem in ("figure4", "rater_agreement"):
+        with Image.open(out / f"{stem}.png") as im:
+            assert im.size[0] > 300 and im.size[1] > 300
+        assert (out / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
+    assert "87.4%" not in (out / "figure4.svg").read_text()  # SPADE: 69.8 agree + 17.5 disagree
+    assert all(f"{v}%" in (out / "figure4.svg").read_text() for v in ("69.8", "56.7", "12.6", "22.9"))
+
+
+def test_report_puts_the_paper_beside_the_measurement(runs):
+    report = (runs["base"] / "from_csv" / "report.md").read_text()
+    assert "| spade       | decision rate  |       87.4  |      87.4  | [83.7, 90.3] | yes" in report
+    assert "275 / 83" in report and "247 / 89" in report
+    assert "5.3" in report and "6.3" in report  # the paper's inconsistent agreement difference is flagged
+    assert "descriptive" in report and "BinomialBayesMixedGLM" in report
+    assert "r23" in report  # the rater failing catch trials is named, not silently dropped
+
+
+def test_exclude_raters_failing_catch(runs, tmp_path, capsys):
+    out = tmp_path / "excluded"
+    assert analyze(["--responses", str(runs["csv"]), "--out", str(out), "--quiet", "--no-models",
+                    "--exclude-raters-failing-catch"]) == 0
+    printed = capsys.readouterr().out
+    assert f"excluded 1 rater(s) failing catch trials: {FAILING_RATER}" in printed
+    s = summary(out)
+    raw = paper_responses()
+    kept = raw[(raw["rater_id"] != FAILING_RATER) & (raw["is_catch"] == "0")]
+    assert s["input"]["excluded_raters"] == [FAILING_RATER]
+    assert s["spade"]["n"] + s["dense"]["n"] == len(kept) < 746
+    assert s["spade"]["n"] == (kept["condition"] == "spade").sum()
+    assert s["spade"]["decided"] == ((kept["condition"] == "spade") & (kept["choice"] != "undecided")).sum()
+    assert s["models"] is None and not (out / "models.csv").exists()
+    assert pd.read_csv(out / "raters.csv").set_index("rater_id").loc[FAILING_RATER, "excluded"]
+    # a lower bar lets r23 (1 of 3 catch trials right) through
+    out2 = tmp_path / "lenient"
+    assert analyze(["--responses", str(runs["csv"]), "--out", str(out2), "--quiet", "--no-models",
+                    "--exclude-raters-failing-catch", "--min-catch-accuracy", "0.3"]) == 0
+    assert summary(out2)["input"]["excluded_raters"] == [] and summary(out2)["spade"]["n"] == 388
+
+
+def test_spade_study_analyze_through_the_dispatcher(runs, tmp_path):
+    out = tmp_path / "cli"
+    proc = subprocess.run([sys.executable, "-m", "spade_study.cli", "analyze", "--responses", str(runs["csv"]),
+                           "--out", str(out), "--no-models", "--quiet"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "| spade" in proc.stdout and "87.4 [83.7, 90.3]" in proc.stdout
+    assert summary(out)["spade"]["pairs_agree"] == 275

@@ -1,0 +1,1 @@
+"""Fixtures of the contract and dependency-direction tests."""
