@@ -41,10 +41,10 @@ def figure4(summary: dict, stem: str | Path) -> list[Path]:
     conds = [c for c in ("dense", "spade") if summary[c]["n"] > 0]
     shares = {k: [] for k in COLORS}
     for c in conds:
-        s = summary[c]
-        shares["agree"].append(s["correct"] / s["n"])
-        shares["disagree"].append((s["decided"] - s["correct"]) / s["n"])
-        shares["undecided"].append(s["undecided"] / s["n"])
+        s = summary[c]  # rates from `analysis.metrics.rates`: agree = net, can't decide = 1 - decision rate
+        shares["agree"].append(s["net"])
+        shares["disagree"].append(s["decision_rate"] - s["net"])
+        shares["undecided"].append(1 - s["decision_rate"])
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
     x = np.arange(len(conds))
     bottom = np.zeros(len(conds))

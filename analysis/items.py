@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis.metrics import RATE_COLUMNS, rates
 from contracts.responses import CONDITIONS
 
 
@@ -11,13 +12,9 @@ def item_table(df: pd.DataFrame) -> pd.DataFrame:
     items = pd.Index(sorted(df["item_id"].unique()), name="item_id")
     out = pd.DataFrame(index=items)
     for cond in CONDITIONS:
-        g = df[df["condition"] == cond].groupby("item_id")
-        n = g.size().reindex(items, fill_value=0)
-        d = g["decided"].sum().reindex(items, fill_value=0)
-        c = g["correct_region"].sum().reindex(items, fill_value=0)
-        out[f"n_{cond}"] = n.astype(int)
-        out[f"decision_rate_{cond}"] = (d / n.where(n > 0)).astype(float)
-        out[f"agreement_{cond}"] = (c / d.where(d > 0)).astype(float)
-        out[f"net_{cond}"] = (c / n.where(n > 0)).astype(float)
+        per = rates(df[df["condition"] == cond], "item_id", index=items)
+        out[f"n_{cond}"] = per["n"]
+        for m in RATE_COLUMNS:
+            out[f"{m}_{cond}"] = per[m]
     out["net_difference"] = out["net_spade"] - out["net_dense"]
     return out.reset_index()

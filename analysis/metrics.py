@@ -28,7 +28,8 @@ METRICS: dict[str, tuple[str, str | None]] = {
 DIFFERENCE_NOTE = "descriptive: ratings are not independent (several per rater and per item)"
 
 
-def _finite(x: float) -> float | None:
+def finite(x: float | None) -> float | None:
+    """x as a float, or None when it is None, NaN or infinite (JSON has no NaN)."""
     return float(x) if x is not None and math.isfinite(x) else None
 
 
@@ -45,22 +46,60 @@ def wilson(count: int, nobs: int, alpha: float = ALPHA) -> tuple[float, float] |
     return float(lo), float(hi)
 
 
+COUNT_COLUMNS = ("n", "decided", "undecided", "correct")
+RATE_COLUMNS = ("decision_rate", "agreement", "net")
+
+
+def rates_from_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """Add undecided and the three rates to a table of n, decided and correct counts (NaN where undefined)."""
+    table = table.astype(int)
+    table["undecided"] = table["n"] - table["decided"]
+    n, decided = table["n"].where(table["n"] > 0), table["decided"].where(table["decided"] > 0)
+    table["decision_rate"] = (table["decided"] / n).astype(float)
+    table["agreement"] = (table["correct"] / decided).astype(float)
+    table["net"] = (table["correct"] / n).astype(float)
+    return table[list(COUNT_COLUMNS + RATE_COLUMNS)]
+
+
+def rates(df: pd.DataFrame, by: str | list[str] | tuple[str, ...] = (), index: object = None) -> pd.DataFrame:
+    """Counts (n, decided, undecided, correct) and rates (decision rate, agreement, net) per group of `by`.
+
+    The one place the study's rates are computed (per condition, rater, item, ...): the summary,
+    tables, figures and simulations take them from here. `df` has the outcome columns of
+    `analysis.io.add_outcomes`; `by` names the grouping columns (none: one row); `index` lists
+    the groups to report even when absent (zero counts).
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    cells = pd.DataFrame({"n": 1, "decided": df["decided"].astype(int),
+                          "correct": (df["correct_region"] * df["decided"]).astype(int)}, index=df.index)
+    if by:
+        # Keys as Series, not columns of `cells`: a grouping column may itself be named "correct".
+        table = cells.groupby([df[col] for col in by], sort=True).sum()
+    else:
+        table = cells[["n", "decided", "correct"]].sum().to_frame().T
+    if index is not None:
+        table = table.reindex(index, fill_value=0)
+    return rates_from_counts(table)
+
+
+def condition_rates(df: pd.DataFrame) -> pd.DataFrame:
+    """`rates` per condition, both conditions always present (index dense, spade)."""
+    return rates(df, "condition", index=pd.Index(CONDITIONS, name="condition"))
+
+
 def counts(df: pd.DataFrame) -> dict[str, int]:
     """n, decided, undecided and correct of a table with outcome columns (see `io.add_outcomes`)."""
-    n = int(len(df))
-    decided = int(df["decided"].sum())
-    correct = int((df["correct_region"] * df["decided"]).sum())
-    return {"n": n, "decided": decided, "undecided": n - decided, "correct": correct}
+    row = rates(df).iloc[0]
+    return {k: int(row[k]) for k in COUNT_COLUMNS}
 
 
 def proportions(c: dict[str, int], alpha: float = ALPHA) -> dict[str, object]:
     """Decision rate, agreement and net agreement with Wilson intervals, from `counts`."""
+    row = rates_from_counts(pd.DataFrame([{k: c[k] for k in ("n", "decided", "correct")}])).iloc[0]
     out: dict[str, object] = {}
-    for name, (num, den) in METRICS.items():
-        k = c["correct"] if num == "correct_region" else c["decided"]
-        m = c["n"] if den is None else c["decided"]
-        out[name] = ratio(k, m)
-        out[f"{name}_ci"] = wilson(k, m, alpha)
+    for name in METRICS:
+        out[name] = finite(row[name])
+        out[f"{name}_ci"] = wilson(*_num_den(c, name), alpha)
     # Sensitivity for "can't decide": count it as a coin flip instead of a miss.
     out["net_undecided_as_guess"] = ratio(c["correct"] + 0.5 * c["undecided"], c["n"])
     return out
@@ -68,10 +107,11 @@ def proportions(c: dict[str, int], alpha: float = ALPHA) -> dict[str, object]:
 
 def condition_metrics(df: pd.DataFrame, alpha: float = ALPHA) -> dict[str, dict[str, object]]:
     """Counts and proportions for each condition (dense, spade)."""
+    table = condition_rates(df)
     result = {}
     for cond in CONDITIONS:
         sub = df[df["condition"] == cond]
-        c = counts(sub)
+        c = {k: int(table.loc[cond, k]) for k in COUNT_COLUMNS}
         result[cond] = {**c, **proportions(c, alpha),
                         "raters": int(sub["rater_id"].nunique()), "items": int(sub["item_id"].nunique()),
                         "tasks": int(sub["task_id"].nunique())}
@@ -97,7 +137,7 @@ def difference(k1: int, n1: int, k2: int, n2: int, alpha: float = ALPHA) -> dict
     pooled = (k1 + k2) / (n1 + n2)
     if 0 < pooled < 1:  # the pooled z-test has no variance when every answer is the same
         z, p = proportions_ztest([k1, k2], [n1, n2])
-        out["z"], out["p"] = _finite(z), _finite(p)
+        out["z"], out["p"] = finite(z), finite(p)
     return out
 
 

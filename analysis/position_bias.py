@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 from scipy.stats import binomtest
 
-from analysis.metrics import difference, ratio, wilson
+from analysis.metrics import finite, difference, rates, ratio, wilson
 
 
 def position_bias(df: pd.DataFrame) -> dict[str, object]:
@@ -23,10 +23,9 @@ def position_bias(df: pd.DataFrame) -> dict[str, object]:
         "binomial_p": float(binomtest(chose_a, n, 0.5).pvalue) if n else None,
         "target_shown_as_a": ratio(int((df["correct"] == "A").sum()), int(len(df))),
     }
-    by_side = {}
+    by_side = rates(df, "correct", index=pd.Index(["A", "B"], name="correct"))
     for side in ("A", "B"):
-        sub = decided[decided["correct"] == side]
-        by_side[side] = (int(sub["correct_region"].sum()), int(len(sub)))
-        out[f"agreement_target_{side}"] = ratio(*by_side[side])
-    out["agreement_difference_a_minus_b"] = difference(*by_side["A"], *by_side["B"])
+        out[f"agreement_target_{side}"] = finite(by_side.loc[side, "agreement"])
+    out["agreement_difference_a_minus_b"] = difference(
+        *(int(by_side.loc[side, k]) for side in ("A", "B") for k in ("correct", "decided")))
     return out

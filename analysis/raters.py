@@ -11,14 +11,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.metrics import rates
+from contracts.responses import CONDITIONS
+
 DEFAULT_MIN_CATCH_ACCURACY = 1.0
 
 
 def catch_accuracy(df: pd.DataFrame) -> pd.Series:
     """Catch accuracy per rater (NaN for a rater without catch trials), indexed by rater_id."""
     raters = pd.Index(sorted(df["rater_id"].unique()), name="rater_id")
-    catch = df[df["is_catch"] == 1]
-    return catch.groupby("rater_id")["correct_region"].mean().reindex(raters)
+    # Right answers / catch trials: the net agreement of the catch trials ("can't decide" is a miss).
+    return rates(df[df["is_catch"] == 1], "rater_id").reindex(raters)["net"]
 
 
 def failing_catch(df: pd.DataFrame, min_catch_accuracy: float = DEFAULT_MIN_CATCH_ACCURACY) -> list[str]:
@@ -28,34 +31,22 @@ def failing_catch(df: pd.DataFrame, min_catch_accuracy: float = DEFAULT_MIN_CATC
     return sorted(acc.index[acc.notna() & (acc < min_catch_accuracy - 1e-9)])
 
 
-def _rate(num: pd.Series, den: pd.Series) -> pd.Series:
-    return (num / den.where(den > 0)).astype(float)
-
-
 def rater_table(df: pd.DataFrame, excluded: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
     """One row per rater: counts, catch accuracy, decision rate, agreement, net, median response time, excluded."""
     main = df[df["is_catch"] == 0]
     raters = pd.Index(sorted(df["rater_id"].unique()), name="rater_id")
-    g = main.groupby("rater_id")
+    overall = rates(main, "rater_id", index=raters)
     out = pd.DataFrame(index=raters)
-    out["n"] = g.size().reindex(raters, fill_value=0).astype(int)
+    out["n"] = overall["n"]
     out["n_catch"] = df[df["is_catch"] == 1].groupby("rater_id").size().reindex(raters, fill_value=0).astype(int)
     out["catch_accuracy"] = catch_accuracy(df)
-    decided = g["decided"].sum().reindex(raters, fill_value=0)
-    correct = g["correct_region"].sum().reindex(raters, fill_value=0)
-    out["decided"] = decided.astype(int)
-    out["correct"] = correct.astype(int)
-    out["decision_rate"] = _rate(decided, out["n"])
-    out["agreement"] = _rate(correct, decided)
-    out["net"] = _rate(correct, out["n"])
-    for cond in ("dense", "spade"):
-        sub = main[main["condition"] == cond].groupby("rater_id")
-        d = sub["decided"].sum().reindex(raters, fill_value=0)
-        c = sub["correct_region"].sum().reindex(raters, fill_value=0)
-        n = sub.size().reindex(raters, fill_value=0)
-        out[f"n_{cond}"] = n.astype(int)
-        out[f"agreement_{cond}"] = _rate(c, d)
-        out[f"net_{cond}"] = _rate(c, n)
+    for col in ("decided", "correct", "decision_rate", "agreement", "net"):
+        out[col] = overall[col]
+    for cond in CONDITIONS:
+        per = rates(main[main["condition"] == cond], "rater_id", index=raters)
+        out[f"n_{cond}"] = per["n"]
+        out[f"agreement_{cond}"] = per["agreement"]
+        out[f"net_{cond}"] = per["net"]
     # Response time over all the rater's trials (catch included): a rushing rater rushes everywhere.
     out["median_response_ms"] = df.groupby("rater_id")["response_ms"].median().reindex(raters)
     out["excluded"] = np.isin(raters, list(excluded))

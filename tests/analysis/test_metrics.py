@@ -145,3 +145,36 @@ def test_position_bias_by_hand(tiny):
     assert pb["target_shown_as_a"] == 0.5
     # decided with target A: a-t1 (agrees), a-t2 (not), c-t2 (agrees) -> 2/3; target B: b-t1 (agrees), b-t2 (not) -> 1/2
     assert pb["agreement_target_A"] == pytest.approx(2 / 3) and pb["agreement_target_B"] == 0.5
+
+
+def test_one_function_computes_the_rates(tiny):
+    """Rater, item and condition tables all come from `metrics.rates` and agree with each other."""
+    from analysis.items import item_table
+    from analysis.metrics import rates
+
+    main = tiny[tiny["is_catch"] == 0]
+    by_cond = rates(main, "condition")
+    assert by_cond.loc["spade", ["n", "decided", "correct"]].tolist() == [4, 2, 2]
+    assert by_cond.loc["dense", "net"] == 0.25 and by_cond.loc["dense", "undecided"] == 1
+    per_rater = rates(main, ["rater_id", "condition"])
+    assert per_rater.loc[("a", "dense"), "agreement"] == 0.0 and per_rater["n"].sum() == len(main)
+    # a grouping column named like a count column ("correct", the target's letter) is no trouble
+    assert rates(main, "correct")["n"].sum() == len(main)
+    items = item_table(main).set_index("item_id")
+    assert items.loc["i1", "net_spade"] == pytest.approx(2 / 3) and math.isnan(items.loc["i1", "net_dense"])
+    empty = rates(main.iloc[:0], "condition", index=["dense", "spade"])
+    assert empty["n"].tolist() == [0, 0] and empty["net"].isna().all()
+
+
+def test_no_module_computes_rates_by_hand():
+    """Net agreement and agreement are computed in `analysis.metrics.rates` only (issue 9)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "analysis"
+    # `models.py` and `permutation.py` compute rates of resampled / permuted totals in matrix form.
+    allowed = {"metrics.py", "models.py", "permutation.py"}
+    pattern = re.compile(r"correct_region\"\]\.(sum|mean)\(|\[\"correct\"\] */ |correct\w* */ *\w*\[?\"?n\b")
+    offenders = [f"{p.name}:{i}" for p in sorted(root.glob("*.py")) if p.name not in allowed
+                 for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == []
