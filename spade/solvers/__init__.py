@@ -18,7 +18,7 @@ class SolveResult:
 
 
 class Solver(Protocol):
-    def __call__(self, W: torch.Tensor, H: torch.Tensor, sparsity: float, *, damping: float = ...) -> SolveResult: ...
+    def __call__(self, W: torch.Tensor, H: torch.Tensor, sparsity: float, *, damping: float | None = ...) -> SolveResult: ...
 
 
 def relative_error(W: torch.Tensor, W_new: torch.Tensor, H: torch.Tensor) -> float:
@@ -41,6 +41,16 @@ def prune_counts(groups: int, rows: int, cols: int, sparsity: float) -> torch.Te
     per_group = rows * cols
     edges = torch.tensor([round(sparsity * per_group * i) for i in range(groups + 1)], dtype=torch.long)
     return edges[1:] - edges[:-1]
+
+
+def counts_with_dead(rows: int, cols: int, sparsity: float, dead: torch.Tensor) -> torch.Tensor:
+    """Weights to remove per group when the weights on dead inputs (`dead`: groups x cols) must all go.
+
+    They count towards the target; only when there are more of them than the target asks for
+    does a group end sparser than its target.
+    """
+    counts = prune_counts(dead.shape[0], rows, cols, sparsity)
+    return torch.maximum(counts, rows * dead.sum(1).cpu())
 
 
 def smallest(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:

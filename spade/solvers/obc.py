@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import torch
 
-from . import SolveResult, _as_groups, prune_counts, relative_error, smallest, trivial
-from .damping import DEFAULT_DAMPING, inverse_hessian, prepare_hessian
+from . import SolveResult, _as_groups, counts_with_dead, relative_error, smallest, trivial
+from .damping import DEFAULT_DAMPING, dead_inputs, inverse_hessian, prepare_hessian
 
 # Bytes of row-wise d x d matrices held at once (one H^-1 copy per row in a chunk).
 DEFAULT_CHUNK_BYTES = 1 << 30
 
 
-def greedy_path(W: torch.Tensor, Hinv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def greedy_path(W: torch.Tensor, Hinv: torch.Tensor,
+                first: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run greedy OBS removal to the end on rows W (R x d) with per-row inverse Hessians Hinv (R x d x d).
 
     Returns (losses, order): the error increase of each step and the column removed at each step.
-    W and Hinv are modified in place.
+    Columns in `first` (R x d bool: dead inputs, whose weights are 0) are removed before all others,
+    with loss -1. W and Hinv are modified in place.
     """
     R, d = W.shape
     ar = torch.arange(R, device=W.device)
@@ -33,6 +35,8 @@ def greedy_path(W: torch.Tensor, Hinv: torch.Tensor) -> tuple[torch.Tensor, torc
     for t in range(d):
         diag = Hinv.diagonal(dim1=1, dim2=2).clamp_min(tiny)  # rounding can push it to <= 0 late in the path
         score = (W * W / diag).masked_fill_(removed, float("inf"))
+        if first is not None:
+            score.masked_fill_(first & ~removed, -1.0)
         j = score.argmin(1)
         losses[:, t] = score[ar, j]
         order[:, t] = j
@@ -58,9 +62,13 @@ def reconstruct(W: torch.Tensor, keep: torch.Tensor, H: torch.Tensor) -> torch.T
     return torch.cholesky_solve(rhs[:, :, None], L).squeeze(2) * keep
 
 
-def solve(W: torch.Tensor, H: torch.Tensor, sparsity: float, *, damping: float = DEFAULT_DAMPING,
+def solve(W: torch.Tensor, H: torch.Tensor, sparsity: float, *, damping: float | None = DEFAULT_DAMPING,
           chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> SolveResult:
-    """Prune `sparsity` of each group of W (groups x rows x cols) given H (groups x cols x cols)."""
+    """Prune `sparsity` of each group of W (groups x rows x cols) given H (groups x cols x cols).
+
+    `damping=None` (or 0): no damping unless the Cholesky factorization fails, as in the reference
+    OBC. Weights on dead inputs (zero diagonal of H) are zeroed and pruned first, as in the reference.
+    """
     W3, H3 = _as_groups(W), _as_groups(H)
     done = trivial(W3, H3, sparsity)
     if done is not None:
@@ -71,19 +79,23 @@ def solve(W: torch.Tensor, H: torch.Tensor, sparsity: float, *, damping: float =
     Hinv, used = inverse_hessian(Hp, damping)
     diag_mean = Hp.diagonal(dim1=-2, dim2=-1).mean(-1)
     Hd = Hp + (used * diag_mean)[:, None, None] * torch.eye(c, dtype=dtype, device=H3.device)
-    rows = W3.to(dtype).reshape(g * r, c)
+    dead = dead_inputs(H3)
+    rows = W3.to(dtype).masked_fill(dead[:, None, :], 0.0).reshape(g * r, c)
     group_of_row = torch.arange(g, device=W3.device).repeat_interleave(r)
+    dead_rows = dead[group_of_row] if bool(dead.any()) else None
     # per row in a chunk: H^-1 copy, then the masked system and its Cholesky factor
     chunk = max(1, int(chunk_bytes // (3 * c * c * rows.element_size())))
     losses = torch.empty(g * r, c, dtype=dtype, device=W3.device)
     order = torch.empty(g * r, c, dtype=torch.long, device=W3.device)
     for s in range(0, g * r, chunk):
         e = min(s + chunk, g * r)
-        losses[s:e], order[s:e] = greedy_path(rows[s:e].clone(), Hinv[group_of_row[s:e]].clone())
+        losses[s:e], order[s:e] = greedy_path(rows[s:e].clone(), Hinv[group_of_row[s:e]].clone(),
+                                              None if dead_rows is None else dead_rows[s:e])
     # Allocation: the k smallest increments of each group, made monotone along each row's path so
-    # that the selection is a prefix of every row's removal order.
+    # that the selection is a prefix of every row's removal order. Dead inputs (loss -1, a prefix of
+    # every row's order) are all chosen.
     inc = losses.reshape(g, r, c).cummax(-1).values.reshape(g, -1)
-    chosen = smallest(inc, prune_counts(g, r, c, sparsity))
+    chosen = smallest(inc, counts_with_dead(r, c, sparsity, dead))
     counts = chosen.reshape(g * r, c).sum(1)
     in_prefix = torch.arange(c, device=W3.device)[None, :] < counts[:, None]
     pruned = torch.zeros(g * r, c, dtype=torch.bool, device=W3.device).scatter_(1, order, in_prefix)
