@@ -90,6 +90,9 @@ def validate_responses(df: pd.DataFrame, source: str = "responses", row_label: s
 
     The index of `df` holds the row numbers to quote in messages.
     """
+    # `speeder` came with RESPONSES_VERSION 2: a version-1 file lacks it (read as unknown, NaN).
+    if "speeder" not in df.columns:
+        df = df.assign(speeder="")
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ResponsesError(f"{source}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
@@ -108,7 +111,7 @@ def validate_responses(df: pd.DataFrame, source: str = "responses", row_label: s
     for col in ("rater_id", "task_id", "item_id"):
         refuse(df[col] == "", f"empty {col}")
     for col, allowed in (("condition", CONDITIONS), ("target", TARGETS), ("choice", CHOICES),
-                         ("correct", SIDES), ("is_catch", ("0", "1"))):
+                         ("correct", SIDES), ("is_catch", ("0", "1")), ("speeder", ("0", "1", ""))):
         bad = ~df[col].isin(allowed)
         if bad.any():
             values = sorted(set(df.loc[bad, col]))[:3]
@@ -131,6 +134,7 @@ def validate_responses(df: pd.DataFrame, source: str = "responses", row_label: s
         "condition": df["condition"], "target": df["target"], "choice": df["choice"],
         "correct": df["correct"], "is_catch": df["is_catch"].astype(int),
         "shown_at": df["shown_at"], "answered_at": df["answered_at"], "response_ms": ms.astype(float),
+        "speeder": pd.to_numeric(df["speeder"].replace("", np.nan), errors="coerce").astype(float),
     })
     # One canonical order whatever the source's order, so every result (models included) is identical.
     return out.sort_values(["rater_id", "task_id"], kind="stable").reset_index(drop=True)

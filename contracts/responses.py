@@ -6,7 +6,7 @@ column raises `RESPONSES_VERSION`; the change is described in docs/study.md.
 """
 from __future__ import annotations
 
-RESPONSES_VERSION = 1
+RESPONSES_VERSION = 2  # 2: `speeder` column added (docs/study.md, "Versions of the responses CSV")
 EXPORT_VIEW = "responses_export"
 
 CONDITIONS: tuple[str, ...] = ("dense", "spade")
@@ -27,5 +27,6 @@ CODEBOOK: dict[str, tuple[str, str, str]] = {
     "shown_at": ("string", "ISO 8601 UTC", "when the task was shown"),
     "answered_at": ("string", "ISO 8601 UTC", "when the answer was stored"),
     "response_ms": ("number", ">= 0, finite; empty when unknown", "answered_at - shown_at in milliseconds"),
+    "speeder": ("integer", "0|1", "1 when the answer came faster than the study's speeder threshold (config speeder_seconds)"),
 }
 COLUMNS: tuple[str, ...] = tuple(CODEBOOK)

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from contracts.exclusion import ExclusionRules
+from study.strings import check_overrides
+
 IDENTITY_MODES = ("invite", "prolific", "open")
 
 DEFAULT_CONSENT = """\
@@ -65,16 +68,40 @@ class StudyConfig:
     confidence: bool = False  # ask a 1-5 confidence rating with each answer
     seed: int = 0  # seeds the random choices of the assignment policy
     stale_minutes: float = 30.0  # an unanswered assignment older than this stops counting toward coverage
+    # A task takes an answer only this long after it was first shown: the answer buttons stay
+    # disabled and the server refuses earlier answers, so a double click or tap on one task cannot
+    # answer the next one (which appears where the buttons were).
+    min_view_seconds: float = 1.0
+    speeder_seconds: float = 2.0  # answers faster than this are stored with speeder = 1
+    max_raters: int = 0  # open and Prolific modes: most raters enrolled; 0 = no limit
     consent_text: str = DEFAULT_CONSENT
     instructions_text: str = DEFAULT_INSTRUCTIONS
     completion_code: str = ""  # one study-wide code (as Prolific expects); empty: a code per rater
     prolific_completion_url: str = "https://app.prolific.com/submissions/complete?cc={code}"
+    prolific_study_id: str = ""  # Prolific mode: the only STUDY_ID accepted (required in that mode)
     practice: PracticeConfig = field(default_factory=PracticeConfig)
+    exclusion: ExclusionRules = field(default_factory=ExclusionRules)
+    break_every: int = 0  # a break screen after every N task answers; 0 = no breaks
+    feedback: bool = False  # an optional free-text feedback box on the end page
+    strings: dict[str, str] = field(default_factory=dict)  # [strings]: overrides of study/strings.py's interface strings
 
     @property
     def tasks_total(self) -> int:
         """Assignments per rater: main tasks plus catch trials."""
         return self.tasks_per_rater + self.catch_per_rater
+
+    def design(self) -> dict[str, Any]:
+        """The design keys pinned in the database at first serve (a change needs --allow-design-change)."""
+        return {
+            "tasks_per_rater": self.tasks_per_rater,
+            "ratings_per_task": self.ratings_per_task,
+            "catch_per_rater": self.catch_per_rater,
+            "practice.trials": self.practice.trials,
+            "practice.min_correct": self.practice.min_correct,
+            "practice.max_rounds": self.practice.max_rounds,
+            "identity": self.identity,
+            "min_view_seconds": self.min_view_seconds,
+        }
 
     def page_text(self, text: str) -> str:
         """Fill the placeholder `{tasks_total}` of a consent or instructions text."""
@@ -93,6 +120,15 @@ def validate_config(cfg: StudyConfig) -> StudyConfig:
     _check(cfg.ratings_per_task >= 1, f"ratings_per_task must be >= 1, not {cfg.ratings_per_task}")
     _check(cfg.catch_per_rater >= 0, f"catch_per_rater must be >= 0, not {cfg.catch_per_rater}")
     _check(cfg.stale_minutes > 0, f"stale_minutes must be > 0, not {cfg.stale_minutes}")
+    _check(0 <= cfg.min_view_seconds <= 60, f"min_view_seconds must be between 0 and 60, not {cfg.min_view_seconds}")
+    _check(cfg.speeder_seconds >= 0, f"speeder_seconds must be >= 0, not {cfg.speeder_seconds}")
+    _check(cfg.max_raters >= 0, f"max_raters must be >= 0 (0: no limit), not {cfg.max_raters}")
+    _check(
+        cfg.identity != "prolific" or cfg.prolific_study_id.strip() != "",
+        "identity = 'prolific' needs [prolific] study_id (the STUDY_ID Prolific puts in the link)",
+    )
+    _check(len(cfg.prolific_study_id) <= 64, "[prolific] study_id is longer than 64 characters")
+    _check(cfg.break_every >= 0, f"break_every must be >= 0 (0: no breaks), not {cfg.break_every}")
     _check(cfg.consent_text.strip() != "", "consent_text must not be empty")
     _check(cfg.instructions_text.strip() != "", "instructions_text must not be empty")
     _check("{code}" in cfg.prolific_completion_url, "prolific_completion_url must contain {code}")
@@ -125,7 +161,7 @@ def _coerce(cls: type, table: dict[str, Any], where: str) -> dict[str, Any]:
 def config_from_dict(data: dict[str, Any]) -> StudyConfig:
     """Build a validated config from the TOML layout: `[study]`, `[consent]`, `[instructions]`, `[practice]`, `[prolific]`."""
     data = dict(data)
-    sections = {"study", "consent", "instructions", "practice", "prolific"}
+    sections = {"study", "consent", "instructions", "practice", "prolific", "exclusion", "strings"}
     for key in data:
         _check(key in sections, f"unknown section [{key}] (known: {', '.join(sorted(sections))})")
     flat: dict[str, Any] = dict(data.get("study", {}))
@@ -137,15 +173,28 @@ def config_from_dict(data: dict[str, Any]) -> StudyConfig:
         flat["instructions_text"] = data["instructions"].get("text", DEFAULT_INSTRUCTIONS)
     if "prolific" in data:
         pro = data["prolific"]
-        _check(set(pro) <= {"completion_code", "completion_url"}, "[prolific] takes only `completion_code` and `completion_url`")
+        _check(set(pro) <= {"completion_code", "completion_url", "study_id"}, "[prolific] takes only `completion_code`, `completion_url` and `study_id`")
+        if "study_id" in pro:
+            _check(isinstance(pro["study_id"], str), "[prolific] study_id must be a string")
+            flat["prolific_study_id"] = pro["study_id"]
         if "completion_code" in pro:
             flat["completion_code"] = pro["completion_code"]
         if "completion_url" in pro:
             flat["prolific_completion_url"] = pro["completion_url"]
+    _check("exclusion" not in flat, "[study]: put exclusion rules in an [exclusion] section")
+    _check("strings" not in flat, "[study]: put interface strings in a [strings] section")
     kwargs = _coerce(StudyConfig, {k: v for k, v in flat.items() if k != "practice"}, "[study]")
     _check("practice" not in flat, "[study]: put practice settings in a [practice] section")
     practice = PracticeConfig(**_coerce(PracticeConfig, data.get("practice", {}), "[practice]"))
-    return validate_config(StudyConfig(**kwargs, practice=practice))
+    try:
+        exclusion = ExclusionRules.from_dict(data.get("exclusion", {}))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        strings = check_overrides(data.get("strings", {}))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return validate_config(StudyConfig(**kwargs, practice=practice, exclusion=exclusion, strings=strings))
 
 
 def load_config(path: str | Path | None) -> StudyConfig:

@@ -21,10 +21,13 @@ from typing import Iterator
 
 import sqlite_utils
 
+from contracts.exclusion import META_KEY as EXCLUSION_META_KEY, RATERS_VIEW
 from contracts.responses import CHOICES, COLUMNS, CONDITIONS, TARGETS
 from study.assignment import tasks_for_items
 
-SCHEMA_VERSION = 1
+# 2: responses.speeder, raters.withdrawn_at, voided assignments, retired tasks, refusal counts,
+#    admin sessions, the raters_export view; a version-1 file is refused (start a new database).
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 15_000
 # The responses contract (columns, choices) lives in contracts.responses.
 EXPORT_COLUMNS = COLUMNS
@@ -33,11 +36,20 @@ RESPONSES_EXPORT_SQL = """
 SELECT a.rater_id AS rater_id, a.task_id AS task_id, t.item_id AS item_id,
        t.condition AS condition, t.target AS target, r.choice AS choice,
        a.correct AS correct, t.is_catch AS is_catch, a.shown_at AS shown_at,
-       r.answered_at AS answered_at, r.response_ms AS response_ms
+       r.answered_at AS answered_at, r.response_ms AS response_ms, r.speeder AS speeder
 FROM responses r
 JOIN assignments a ON a.assignment_id = r.assignment_id
 JOIN tasks t ON t.task_id = a.task_id
+JOIN raters w ON w.rater_id = a.rater_id
+WHERE w.withdrawn_at IS NULL
 ORDER BY r.response_id
+"""
+
+# One row per rater who has not withdrawn: what the declared exclusion rules read (contracts.exclusion).
+RATERS_EXPORT_SQL = """
+SELECT rater_id, consented_at, instructions_done_at, completed_at, practice_passed
+FROM raters WHERE withdrawn_at IS NULL AND consented_at IS NOT NULL
+ORDER BY created_at, rater_id
 """
 
 
@@ -116,6 +128,7 @@ def _create_schema(db: sqlite_utils.Database) -> None:
             "completed_at": str,
             "completion_code": str,
             "revoked_at": str,
+            "withdrawn_at": str,
         },
         pk="rater_id",
         not_null=["source", "created_at", "practice_rounds"],
@@ -160,9 +173,10 @@ def _create_schema(db: sqlite_utils.Database) -> None:
             "answered_at": str,
             "answered_ms": int,
             "response_ms": int,
+            "speeder": int,
         },
         pk="response_id",
-        not_null=["assignment_id", "choice", "answered_at", "answered_ms", "response_ms"],
+        not_null=["assignment_id", "choice", "answered_at", "answered_ms", "response_ms", "speeder"],
         foreign_keys=[("assignment_id", "assignments", "assignment_id")],
     )
     db["responses"].create_index(["assignment_id"], unique=True)  # one answer per assignment
@@ -179,6 +193,18 @@ def _create_schema(db: sqlite_utils.Database) -> None:
         not_null=["at", "kind"],
     )
     db["events"].create_index(["rater_id"])
+    # A task whose pictures failed to render is retired (never assigned again); the rater's
+    # assignment of it is voided so they go on. Both tables are append-only.
+    db["retired_tasks"].create({"task_id": str, "at": str, "reason": str}, pk="task_id", not_null=["at"])
+    db["voided_assignments"].create(
+        {"assignment_id": int, "at": str, "reason": str}, pk="assignment_id", not_null=["at"],
+        foreign_keys=[("assignment_id", "assignments", "assignment_id")],
+    )
+    # Refusals of requests that name no rater are counted (one row per reason), not logged one row
+    # each: an anonymous client must not be able to grow the database.
+    db["refusal_counts"].create({"reason": str, "n": int, "first_at": str, "last_at": str}, pk="reason", not_null=["n"])
+    # Admin sign-ins: a random token in the page address, stored here only as its hash, with an expiry.
+    db["admin_sessions"].create({"token_hash": str, "created_at": str, "expires_ms": int}, pk="token_hash", not_null=["expires_ms"])
     triggers = [
         _enum_trigger("tasks", "condition", CONDITIONS),
         _enum_trigger("tasks", "target", TARGETS),
@@ -188,11 +214,12 @@ def _create_schema(db: sqlite_utils.Database) -> None:
         _enum_trigger("practice_responses", "choice", CHOICES),
         _enum_trigger("raters", "source", ("invite", "prolific", "open")),
     ]
-    for table in ("assignments", "responses", "practice_responses", "events"):
+    for table in ("assignments", "responses", "practice_responses", "events", "retired_tasks", "voided_assignments"):
         triggers += _append_only_triggers(table)
     for sql in triggers:
         db.execute(sql)
     db.create_view("responses_export", RESPONSES_EXPORT_SQL)
+    db.create_view(RATERS_VIEW, RATERS_EXPORT_SQL)
     db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
     db.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", [iso_from_ms(now_ms())])
 
@@ -212,6 +239,9 @@ def open_db(path: str | Path, create: bool = True) -> sqlite_utils.Database:
         raise StudyDBError(f"{path}: no such study database")
     if path.exists() and path.is_dir():
         raise StudyDBError(f"{path}: is a folder, not a study database file")
+    if path.is_file() and path.stat().st_size == 0:
+        # SQLite would take an empty file as a new database; an existing file is never made a new study.
+        raise StudyDBError(f"{path}: is an empty file (0 bytes), not a study database; remove it or choose another --db")
     if not path.parent.is_dir():
         raise StudyDBError(f"{path.parent}: folder does not exist")
     try:
@@ -268,4 +298,57 @@ def log_event(db: sqlite_utils.Database, kind: str, rater_id: str | None = None,
     db.execute(
         "INSERT INTO events (at, rater_id, kind, detail) VALUES (?, ?, ?, ?)",
         [iso_from_ms(now_ms()), rater_id, kind, json.dumps(detail, sort_keys=True) if detail else None],
+    )
+
+
+class DesignChanged(StudyDBError):
+    """The config's design differs from the one pinned in the database."""
+
+    def __init__(self, changes: dict[str, tuple[object, object]]) -> None:
+        listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
+        super().__init__(
+            f"the study design differs from the one this database was started with ({listed}); "
+            "restore the config, use a new --db, or pass --allow-design-change to record the change"
+        )
+        self.changes = changes
+
+
+def pin_design(db: sqlite_utils.Database, design: dict, allow_change: bool = False) -> dict[str, tuple[object, object]]:
+    """Store the design keys on first use; refuse another design unless `allow_change`, which stores
+    the new design and records a `design_changed` event (detail: key -> [old, new]). Return the changes."""
+    with immediate(db):
+        row = db.execute("SELECT value FROM meta WHERE key = 'design'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta (key, value) VALUES ('design', ?)", [json.dumps(design, sort_keys=True)])
+            return {}
+        pinned = json.loads(row[0])
+        changes = {k: (pinned.get(k), design.get(k)) for k in sorted(set(pinned) | set(design)) if pinned.get(k) != design.get(k)}
+        if not changes:
+            return {}
+        if not allow_change:
+            raise DesignChanged(changes)
+        db.execute("UPDATE meta SET value = ? WHERE key = 'design'", [json.dumps(design, sort_keys=True)])
+        log_event(db, "design_changed", None, **{k: [old, new] for k, (old, new) in changes.items()})
+    return changes
+
+
+def store_exclusion_rules(db: sqlite_utils.Database, rules: dict) -> None:
+    """Store the config's declared exclusion rules (read by the admin page and the analysis); log a change."""
+    value = json.dumps(rules, sort_keys=True)
+    with immediate(db):
+        row = db.execute("SELECT value FROM meta WHERE key = ?", [EXCLUSION_META_KEY]).fetchone()
+        if row is not None and row[0] == value:
+            return
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [EXCLUSION_META_KEY, value])
+        if row is not None:
+            log_event(db, "exclusion_rules_changed", None, old=json.loads(row[0]), new=rules)
+
+
+def count_refusal(db: sqlite_utils.Database, reason: str) -> None:
+    """Count one refusal of a request that names no rater (one row per reason, not one per request)."""
+    now = iso_from_ms(now_ms())
+    db.execute(
+        "INSERT INTO refusal_counts (reason, n, first_at, last_at) VALUES (?, 1, ?, ?) "
+        "ON CONFLICT(reason) DO UPDATE SET n = n + 1, last_at = excluded.last_at",
+        [reason[:64], now, now],
     )

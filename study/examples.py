@@ -95,7 +95,8 @@ def make_bundle(root: str | Path, n_items: int = 12, name: str = "test-bundle") 
 
 
 def write_config(path: str | Path, **overrides: object) -> Path:
-    """Write a small study TOML for tests; keyword overrides go to [study], `practice_*` to [practice]."""
+    """Write a small study TOML for tests; keyword overrides go to [study], `practice_*` to [practice],
+    `exclusion_*` to [exclusion], `prolific_study_id` and `completion_code` to [prolific]."""
     study = {
         "identity": "invite",
         "tasks_per_rater": 4,
@@ -111,6 +112,10 @@ def write_config(path: str | Path, **overrides: object) -> Path:
             practice[key.removeprefix("practice_")] = value
         elif key == "completion_code":
             extra_sections.setdefault("prolific", {})["completion_code"] = value
+        elif key == "prolific_study_id":
+            extra_sections.setdefault("prolific", {})["study_id"] = value
+        elif key.startswith("exclusion_"):
+            extra_sections.setdefault("exclusion", {})[key.removeprefix("exclusion_")] = value
         else:
             study[key] = value
 

@@ -11,6 +11,7 @@ nothing is written by a refused request except an event in the log.
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import json
 import queue
@@ -28,11 +29,35 @@ from contracts.manifest import load_manifest
 from study import practice as practice_trials
 from study.assignment import Pick, Policy, RaterHistory, Task, choose_next, tasks_for_items
 from study.config import StudyConfig
-from study.db import CHOICES, bind_bundle, connect, immediate, iso_from_ms, log_event, now_ms, open_db
+from study.db import (
+    CHOICES,
+    bind_bundle,
+    connect,
+    count_refusal,
+    immediate,
+    iso_from_ms,
+    log_event,
+    now_ms,
+    open_db,
+    pin_design,
+    store_exclusion_rules,
+)
 
-STAGES = ("consent", "instructions", "practice", "tasks", "done")
+STAGES = ("consent", "instructions", "practice", "tasks", "done", "withdrawn")
 # Prolific ids are 24 hex characters; other panels differ, so accept any short opaque word.
 _PANEL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Every URL parameter (name and value) has a length limit: tokens are 16 characters, Prolific ids
+# 24; nothing longer is looked up or stored.
+MAX_PARAM_CHARS = 128
+MAX_PARAMS = 16
+ADMIN_SESSION_HOURS = 8
+ADMIN_MAX_DELAY_S = 300
+PROLIFIC_RETURN = " If you came from Prolific, please return your submission there (the \"Return\" button) so that your place goes to someone else."
+
+
+def admin_delay_seconds(failures: int) -> float:
+    """Seconds the admin sign-in stays closed after `failures` wrong passwords in a row: 0, then 1, 2, 4, ... up to 5 minutes."""
+    return 0.0 if failures <= 0 else float(min(ADMIN_MAX_DELAY_S, 2 ** (failures - 1)))
 
 
 class Refused(Exception):
@@ -59,7 +84,10 @@ def _logs_refusals(method: Callable) -> Callable:
             if not getattr(exc, "logged", False):  # nested API calls log once
                 exc.logged = True
                 with self._db() as db:
-                    log_event(db, "refused", exc.rater_id, reason=exc.reason, **exc.detail)
+                    if exc.rater_id is None:
+                        count_refusal(db, exc.reason)  # anonymous: a counter, not a row per request
+                    else:
+                        log_event(db, "refused", exc.rater_id, reason=exc.reason, **exc.detail)
             raise
 
     return wrapper
@@ -146,7 +174,7 @@ class Completion:
 class StudyService:
     """The study for one bundle, one database and one config."""
 
-    def __init__(self, db_path: str | Path, bundle: str | Path, config: StudyConfig) -> None:
+    def __init__(self, db_path: str | Path, bundle: str | Path, config: StudyConfig, allow_design_change: bool = False) -> None:
         self.db_path = Path(db_path)
         self.bundle = Path(bundle)
         self.config = config
@@ -160,6 +188,8 @@ class StudyService:
         db = open_db(self.db_path)
         try:
             bind_bundle(db, self.manifest)
+            self.design_changes = pin_design(db, config.design(), allow_design_change)
+            store_exclusion_rules(db, config.exclusion.to_dict())
         finally:
             db.conn.close()
         self._pool: queue.SimpleQueue[sqlite_utils.Database] = queue.SimpleQueue()
@@ -210,6 +240,8 @@ class StudyService:
 
     @staticmethod
     def _stage(row: dict) -> str:
+        if row.get("withdrawn_at"):
+            return "withdrawn"
         if row["completed_at"]:
             return "done"
         if not row["consented_at"]:
@@ -243,6 +275,8 @@ class StudyService:
     def identify(self, params: Mapping[str, str]) -> Rater | None:
         """Find the rater named by the page's query parameters; None when they still have to enrol (consent)."""
         mode = self.config.identity
+        if len(params) > MAX_PARAMS or any(len(str(k)) > MAX_PARAM_CHARS or len(str(v or "")) > MAX_PARAM_CHARS for k, v in params.items()):
+            raise Refused("invalid_link", "This study link is not valid (it is too long). Please check that you copied it correctly.")
         token = (params.get("token") or "").strip()
         with self._db() as db:
             if mode == "prolific":
@@ -251,8 +285,13 @@ class StudyService:
                     raise Refused(
                         "missing_identity", "Please open this study from Prolific: the link lacks your Prolific ID."
                     )
-                if not _PANEL_ID.match(pid):
+                if not _PANEL_ID.match(pid) or not _PANEL_ID.match(str(params["SESSION_ID"]).strip()):
                     raise Refused("invalid_identity", "The Prolific ID in this link is not valid.")
+                if not hmac.compare_digest(str(params["STUDY_ID"]).strip().encode(), self.config.prolific_study_id.strip().encode()):
+                    raise Refused(
+                        "wrong_study",
+                        "This link belongs to another Prolific study." + PROLIFIC_RETURN,
+                    )
                 row = self._row(db, "SELECT rater_id FROM raters WHERE prolific_pid = ?", [pid])
                 return None if row is None else self._rater(self._rater_row(db, row["rater_id"]))
             if not token:
@@ -278,6 +317,11 @@ class StudyService:
         existing = self.identify(params)
         now = iso_from_ms(now_ms())
         with self._write() as db:
+            if existing is None and self.config.max_raters:
+                enrolled = db.execute("SELECT COUNT(*) FROM raters WHERE source IN ('open', 'prolific')").fetchone()[0]
+                if enrolled >= self.config.max_raters:
+                    extra = PROLIFIC_RETURN if self.config.identity == "prolific" else ""
+                    raise Refused("study_full", "This study has all the participants it needs; thank you for your interest." + extra)
             if existing is None:
                 rater_id = "r-" + secrets.token_hex(5)
                 if self.config.identity == "prolific":
@@ -303,7 +347,7 @@ class StudyService:
         return self.rater(rater_id)
 
     def decline(self, params: Mapping[str, str]) -> None:
-        """Log that someone declined consent (nothing else is stored)."""
+        """Log that someone declined consent: a `declined` event with the time and, for a known link, the rater id."""
         rater = None
         try:
             rater = self.identify(params)
@@ -404,7 +448,8 @@ class StudyService:
 
     _PENDING_SQL = (
         "SELECT a.* FROM assignments a LEFT JOIN responses r ON r.assignment_id = a.assignment_id "
-        "WHERE a.rater_id = ? AND r.response_id IS NULL ORDER BY a.position LIMIT 1"
+        "WHERE a.rater_id = ? AND r.response_id IS NULL "
+        "AND a.assignment_id NOT IN (SELECT assignment_id FROM voided_assignments) ORDER BY a.position LIMIT 1"
     )
 
     def _coverage(self, db: sqlite_utils.Database) -> dict[str, int]:
@@ -452,7 +497,10 @@ class StudyService:
                 return self._assignment(pending)
             if self._stage(self._rater_row(db, rater_id)) == "done":
                 return None
-            pick = choose_next(self.main_tasks, self.catch_tasks, self._coverage(db), self._history(db, rater_id), self.policy)
+            retired = {r[0] for r in db.execute("SELECT task_id FROM retired_tasks").fetchall()}
+            main = [t for t in self.main_tasks if t.task_id not in retired] if retired else self.main_tasks
+            catch = [t for t in self.catch_tasks if t.task_id not in retired] if retired else self.catch_tasks
+            pick = choose_next(main, catch, self._coverage(db), self._history(db, rater_id), self.policy)
             if pick is None:
                 self._complete(db, rater_id)
                 return None
@@ -478,6 +526,8 @@ class StudyService:
         if choice not in CHOICES:
             raise Refused("tampered", "This answer is not one of the offered choices; it was not recorded.", rater_id, **detail)
         if self.config.confidence:
+            if confidence is None:
+                raise Refused("missing_confidence", "Please give a confidence rating from 1 to 5.", rater_id, **detail)
             if not (isinstance(confidence, int) and 1 <= confidence <= 5):
                 raise Refused("tampered", "Please give a confidence rating from 1 to 5.", rater_id, **detail)
         elif confidence is not None:
@@ -498,11 +548,20 @@ class StudyService:
                 raise Refused("tampered", "This answer does not match a task shown to you; it was not recorded.", rater_id, **detail)
             if row["response_id"] is not None:
                 raise Refused("replay", "This task was already answered; your first answer is kept.", rater_id, **detail)
+            if db.execute("SELECT 1 FROM voided_assignments WHERE assignment_id = ?", [assignment_id]).fetchone():
+                raise Refused("voided", "This task was taken out of the study; your answer was not recorded.", rater_id, **detail)
             ms = max(now_ms(), row["shown_ms"])
+            if ms - row["shown_ms"] < self.min_view_ms:
+                raise Refused(
+                    "too_early",
+                    "Please look at each task before answering: your answer came too soon and was not recorded.",
+                    rater_id, elapsed_ms=ms - row["shown_ms"], **detail,
+                )  # fmt: skip
+            speeder = int(ms - row["shown_ms"] < round(self.config.speeder_seconds * 1000))
             db.execute(
-                "INSERT INTO responses (assignment_id, choice, confidence, answered_at, answered_ms, response_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [assignment_id, choice, confidence, iso_from_ms(ms), ms, ms - row["shown_ms"]],
+                "INSERT INTO responses (assignment_id, choice, confidence, answered_at, answered_ms, response_ms, speeder) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [assignment_id, choice, confidence, iso_from_ms(ms), ms, ms - row["shown_ms"], speeder],
             )
             answered = db.execute(
                 "SELECT COUNT(*) FROM responses r JOIN assignments a ON a.assignment_id = r.assignment_id WHERE a.rater_id = ?",
@@ -512,6 +571,92 @@ class StudyService:
             if done:
                 self._complete(db, rater_id)
         return SubmitResult(assignment_id, choice, ms - row["shown_ms"], answered, self.policy.total, done)
+
+    @property
+    def min_view_ms(self) -> int:
+        """The minimum viewing time in milliseconds (config `min_view_seconds`)."""
+        return round(self.config.min_view_seconds * 1000)
+
+    def seconds_until_answerable(self, a: Assignment) -> float:
+        """Seconds until the server takes an answer to this assignment (0 when it does now). Every way of
+        answering (buttons, keyboard shortcuts) must wait this long; `submit` refuses earlier answers."""
+        with self._db() as db:
+            row = db.execute("SELECT shown_ms FROM assignments WHERE assignment_id = ?", [a.assignment_id]).fetchone()
+        if row is None:
+            return 0.0
+        return max(0.0, (row[0] + self.min_view_ms - now_ms()) / 1000)
+
+    @_logs_refusals
+    def retire_task(self, rater_id: str, assignment_id: int, error: str) -> None:
+        """A task's page failed (e.g. a broken picture): log the error for the admin, retire the task so
+        it is never assigned again, and void this rater's assignment of it so they go on."""
+        with self._write() as db:
+            row = self._row(db, "SELECT task_id, rater_id FROM assignments WHERE assignment_id = ?", [assignment_id])
+            if row is None or row["rater_id"] != rater_id:
+                raise Refused("tampered", "This task is not yours.", rater_id, assignment_id=assignment_id)
+            now = iso_from_ms(now_ms())
+            db.execute("INSERT OR IGNORE INTO retired_tasks (task_id, at, reason) VALUES (?, ?, ?)", [row["task_id"], now, error[:500]])
+            db.execute("INSERT OR IGNORE INTO voided_assignments (assignment_id, at, reason) VALUES (?, ?, ?)", [assignment_id, now, error[:500]])
+            log_event(db, "task_error", rater_id, task_id=row["task_id"], assignment_id=assignment_id, error=error[:500])
+
+    def log_page_error(self, rater_id: str | None, page: str, error: str) -> None:
+        """Log an error of a rater page for the admin (`page_error` event)."""
+        with self._db() as db:
+            log_event(db, "page_error", rater_id, page=page, error=error[:500])
+
+    @_logs_refusals
+    def withdraw(self, rater_id: str) -> Rater:
+        """Withdraw a rater at their request: their answers stay stored but leave the exports and the analysis."""
+        with self._write() as db:
+            self._rater_row(db, rater_id)
+            db.execute("UPDATE raters SET withdrawn_at = ? WHERE rater_id = ? AND withdrawn_at IS NULL", [iso_from_ms(now_ms()), rater_id])
+            log_event(db, "withdrawn", rater_id)
+        return self.rater(rater_id)
+
+    # ----------------------------------------------------------------- admin sign-in
+    def admin_sign_in(self, typed: str, password: str) -> str:
+        """Check the admin password; return a new session token (valid `ADMIN_SESSION_HOURS`). Raise Refused
+        while the growing delay after wrong passwords runs (counted) or for a wrong password (logged)."""
+        now = now_ms()
+        refusal: Refused | None = None
+        token = secrets.token_urlsafe(24)
+        # The refusal is raised after the transaction commits: the failure counter and its log must stay.
+        with self._write() as db:
+            meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('admin_failures', 'admin_last_failure_ms')").fetchall())
+            failures, last = int(meta.get("admin_failures", 0)), int(meta.get("admin_last_failure_ms", 0))
+            wait = last + admin_delay_seconds(failures) * 1000 - now
+            if wait > 0:
+                count_refusal(db, "admin_sign_in_too_soon")
+                refusal = Refused("admin_wait", f"Too many wrong passwords: try again in {max(1, round(wait / 1000))} s.")
+            elif not hmac.compare_digest(typed.encode(), password.encode()):
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('admin_failures', ?)", [str(failures + 1)])
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('admin_last_failure_ms', ?)", [str(now)])
+                log_event(db, "admin_sign_in_failed", None, failures=failures + 1)
+                refusal = Refused("admin_wrong", f"Wrong password. The next try opens in {admin_delay_seconds(failures + 1):.0f} s.")
+            else:
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('admin_failures', '0')")
+                db.execute(
+                    "INSERT INTO admin_sessions (token_hash, created_at, expires_ms) VALUES (?, ?, ?)",
+                    [_digest(token), iso_from_ms(now), now + ADMIN_SESSION_HOURS * 3_600_000],
+                )
+                db.execute("DELETE FROM admin_sessions WHERE expires_ms < ?", [now])
+                log_event(db, "admin_signed_in", None)
+        if refusal is not None:
+            raise refusal
+        return token
+
+    def admin_session_valid(self, token: str | None) -> bool:
+        """Whether `token` is a live admin session."""
+        if not token or len(token) > MAX_PARAM_CHARS:
+            return False
+        with self._db() as db:
+            row = db.execute("SELECT expires_ms FROM admin_sessions WHERE token_hash = ?", [_digest(token)]).fetchone()
+        return row is not None and row[0] > now_ms()
+
+    def admin_sign_out(self, token: str) -> None:
+        """End an admin session."""
+        with self._write() as db:
+            db.execute("DELETE FROM admin_sessions WHERE token_hash = ?", [_digest(token)])
 
     def progress(self, rater_id: str) -> tuple[int, int]:
         """Return (answered, total) for the rater's main and catch tasks together."""
@@ -540,6 +685,10 @@ class StudyService:
 
         with self._db() as db:
             return summarize(db, self.config.ratings_per_task)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def event_details(db: sqlite_utils.Database, kind: str) -> list[dict]:

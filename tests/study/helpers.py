@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from study.service import StudyService
 
 REPO = Path(__file__).resolve().parents[2]
+PROLIFIC_STUDY = "study-0001"  # the STUDY_ID of the test configs in Prolific mode
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -264,6 +265,10 @@ def make_service(tmp_path: Path, bundle: Path, db_name: str = "study.db", **over
     from study.service import StudyService
 
     overrides.setdefault("identity", "open")
+    # Service-level tests answer at machine speed: no minimum viewing time unless a test sets one.
+    overrides.setdefault("min_view_seconds", 0)
+    if overrides["identity"] == "prolific":
+        overrides.setdefault("prolific_study_id", PROLIFIC_STUDY)
     config_path = write_config(tmp_path / f"{db_name}.toml", **overrides)
     svc = StudyService(tmp_path / db_name, bundle, load_config(config_path))
     svc.config_path = config_path  # for tests that start the app on the same study

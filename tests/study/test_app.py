@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import ImageChops
 from streamlit.testing.v1 import AppTest
-from tests.study.helpers import answer_all, make_service, rater_at_tasks
+from tests.study.helpers import PROLIFIC_STUDY, answer_all, make_service, rater_at_tasks
 
 from study.db import connect
 from study.invites import create_invites, revoke
@@ -203,7 +203,7 @@ def test_confidence_rating_appears_when_enabled(monkeypatch, tmp_path, study_bun
 
 def test_end_page_shows_the_code_and_the_prolific_redirect(monkeypatch, tmp_path, study_bundle) -> None:
     svc = make_service(tmp_path, study_bundle, identity="prolific", completion_code="CXYZ123")
-    params = {"PROLIFIC_PID": "60aa1bb2cc3dd4ee5ff60718", "STUDY_ID": "st", "SESSION_ID": "se"}
+    params = {"PROLIFIC_PID": "60aa1bb2cc3dd4ee5ff60718", "STUDY_ID": PROLIFIC_STUDY, "SESSION_ID": "se"}
     rid = rater_at_tasks(svc, params)
     answer_all(svc, rid)
     at = start(monkeypatch, svc, **params)
@@ -319,10 +319,10 @@ def test_class_names_never_reach_a_rater_page(monkeypatch, tmp_path, study_bundl
 
 
 def test_a_database_of_another_schema_version_gets_an_explanation(monkeypatch, tmp_path, study_bundle) -> None:
-    from study.db import open_db
+    from study.db import SCHEMA_VERSION, open_db
 
     svc = make_service(tmp_path, study_bundle)
-    open_db(svc.db_path).execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    open_db(svc.db_path).execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     at = start(monkeypatch, svc)
     assert title(at) == "Cannot continue"
-    assert "schema version 2, but this code reads version 1" in at.error[0].value
+    assert f"schema version 99, but this code reads version {SCHEMA_VERSION}" in at.error[0].value

@@ -29,7 +29,7 @@ def test_new_database_is_wal_with_busy_timeout_and_the_export_view_has_the_contr
     cols = [r[1] for r in db.execute("PRAGMA table_info(responses_export)").fetchall()]
     assert cols == list(EXPORT_COLUMNS) == [
         "rater_id", "task_id", "item_id", "condition", "target", "choice",
-        "correct", "is_catch", "shown_at", "answered_at", "response_ms",
+        "correct", "is_catch", "shown_at", "answered_at", "response_ms", "speeder",
     ]  # fmt: skip
 
 
@@ -67,17 +67,17 @@ def test_responses_are_append_only_and_one_per_assignment(tmp_path, study_bundle
         db.execute("DELETE FROM assignments")
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
         db.execute(
-            "INSERT INTO responses (assignment_id, choice, answered_at, answered_ms, response_ms) VALUES (1, 'B', 'x', 0, 0)"
+            "INSERT INTO responses (assignment_id, choice, answered_at, answered_ms, response_ms, speeder) VALUES (1, 'B', 'x', 0, 0, 0)"
         )
     with pytest.raises(sqlite3.IntegrityError, match="choice must be one of"):
-        db.execute("INSERT INTO responses (assignment_id, choice, answered_at, answered_ms, response_ms) VALUES (99, 'C', 'x', 0, 0)")
+        db.execute("INSERT INTO responses (assignment_id, choice, answered_at, answered_ms, response_ms, speeder) VALUES (99, 'C', 'x', 0, 0, 0)")
     assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == n
 
 
 def test_other_schema_version_is_refused_with_a_message(tmp_path) -> None:
     path = tmp_path / "old.db"
     open_db(path).execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(StudyDBError, match="schema version 99, but this code reads version 1"):
+    with pytest.raises(StudyDBError, match=f"schema version 99, but this code reads version {SCHEMA_VERSION}"):
         open_db(path)
 
 
