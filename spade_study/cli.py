@@ -16,8 +16,12 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "generate": ("generation.cli", "main", "build a study bundle from an image folder (`generate merge` joins shards)"),
     "serve": ("study.cli", "serve_main", "serve a study bundle to raters (Streamlit + SQLite)"),
     "raters": ("study.cli", "raters_main", "invite and list raters of a study database"),
+    "db": ("study.cli", "db_main", "back up a study database or export its responses CSV (`db backup`, `db export`)"),
     "analyze": ("spade_study.analyze", "main", "analyze a study's responses (`analyze power` plans a study)"),
     "demo": ("spade_study.demo", "main", "build the embedded default study and serve it"),
+    "observe": ("observer.cli", "main", "a machine observer answers every task of a bundle (results in BUNDLE/observer/)"),
+    "trojan": ("saliency.cli", "trojan_main", "plant Trojan patches into a classifier by fine-tuning (saliency ground truth)"),
+    "saliency": ("saliency.cli", "saliency_main", "the paper's saliency benchmark on a Trojan model, dense vs SPADE (Tables 1-2)"),
 }
 
 

@@ -42,6 +42,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
     p.add_argument("--config", metavar="STUDY.toml", help="study config (default: built-in defaults)")
     p.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1; put a reverse proxy in front for the internet)")
+    p.add_argument("--allow-design-change", action="store_true",
+                   help="accept a config whose design keys differ from the ones pinned in the database (recorded as a design_changed event)")
     return p
 
 
@@ -56,11 +58,18 @@ def serve_main(argv: list[str]) -> int:
     bundle, db = Path(args.bundle).resolve(), Path(args.db).resolve()
     config = Path(args.config).resolve() if args.config else None
     try:
+        from contracts.manifest import load_manifest
+        from study.integrity import check_bundle, check_database
         from study.service import StudyService
 
-        StudyService(db, bundle, load_config(config))  # creates/binds the DB, checks every input
+        cfg = load_config(config)
+        check_bundle(bundle, load_manifest(bundle))  # opens every picture: a bad one is refused now, not on a rater's page
+        check_database(db)  # damaged, read-only or empty file: refused before anything is written
+        svc = StudyService(db, bundle, cfg, allow_design_change=args.allow_design_change)  # creates/binds the DB, pins the design
     except (ManifestError, ConfigError, StudyDBError, ValueError) as exc:
         return _error(str(exc))
+    for key, (old, new) in svc.design_changes.items():
+        print(f"warning: design changed: {key}: {old!r} -> {new!r} (recorded as a design_changed event)", file=sys.stderr)
     env = {
         **os.environ,
         "SPADE_STUDY_BUNDLE": str(bundle),
@@ -77,6 +86,8 @@ def serve_main(argv: list[str]) -> int:
         "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "minimal",
         "--global.developmentMode", "false",
+        # Tracebacks never reach a rater's page (they hold server paths); the app logs errors for the admin.
+        "--client.showErrorDetails", "none",
     ]  # fmt: skip
     url = f"http://{args.address}:{args.port}/"
     print(f"Serving the study at {url} (bundle {bundle}, database {db}); admin page: {url}?page=admin", flush=True)
@@ -160,4 +171,43 @@ def raters_main(argv: list[str]) -> int:
     for row in table:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
     print(f"{len(rows)} raters, {sum(1 for r in rows if r['completed_at'])} completed", file=sys.stderr)
+    return 0
+
+
+def _db_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="spade-study db", description="Copy data out of a study database (on the server, not through the web).")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    bk = sub.add_parser("backup", help="write a consistent single-file copy of the live database (it holds every invite token: keep it private)")
+    bk.add_argument("--db", required=True, metavar="STUDY.db")
+    bk.add_argument("--out", required=True, metavar="BACKUP.db")
+    ex = sub.add_parser("export", help="write the responses CSV (withdrawn raters left out)")
+    ex.add_argument("--db", required=True, metavar="STUDY.db")
+    ex.add_argument("--out", required=True, metavar="RESPONSES.csv")
+    return p
+
+
+def db_main(argv: list[str]) -> int:
+    """`spade-study db backup|export`: the only ways data leave the server (the admin page has no downloads)."""
+    try:
+        args = _db_parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    from study.db import open_db
+    from study.export import backup, write_responses_csv
+
+    try:
+        open_db(args.db, create=False).conn.close()  # a study database, of this schema version
+        out = Path(args.out)
+        if out.resolve() == Path(args.db).resolve():
+            return _error("--out must not be the database itself")
+        if not out.parent.is_dir():
+            return _error(f"{out.parent}: folder does not exist")
+        if args.command == "backup":
+            backup(args.db, out)
+            print(f"wrote {out} (a consistent copy; it holds every rater's invite token)")
+        else:
+            n = write_responses_csv(args.db, out)
+            print(f"wrote {out} ({n} responses)")
+    except StudyDBError as exc:
+        return _error(str(exc))
     return 0

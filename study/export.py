@@ -59,9 +59,3 @@ def backup(db_path: str | Path, out: str | Path) -> Path:
         finally:
             src.close()
     return out
-
-
-def backup_bytes(db_path: str | Path) -> bytes:
-    """Return a consistent snapshot of the database as bytes (for a download button)."""
-    with tempfile.TemporaryDirectory() as d:
-        return backup(db_path, Path(d) / "study-backup.db").read_bytes()

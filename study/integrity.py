@@ -35,8 +35,9 @@ def bundle_images(manifest: dict) -> Iterator[tuple[str, str, str]]:
                 yield item["id"], f"visualization {condition}/{target}", rel
 
 
-def check_image(bundle: Path, rel: str, max_bytes: int = MAX_IMAGE_BYTES) -> str | None:
+def check_image(bundle: Path, rel: str, max_bytes: int | None = None) -> str | None:
     """Return why the picture at `bundle/rel` cannot be served, or None when it can."""
+    max_bytes = MAX_IMAGE_BYTES if max_bytes is None else max_bytes
     root = bundle.resolve()
     path = bundle / rel
     try:
@@ -64,7 +65,7 @@ def check_image(bundle: Path, rel: str, max_bytes: int = MAX_IMAGE_BYTES) -> str
     return None
 
 
-def check_bundle(bundle: str | Path, manifest: dict, max_bytes: int = MAX_IMAGE_BYTES) -> int:
+def check_bundle(bundle: str | Path, manifest: dict, max_bytes: int | None = None) -> int:
     """Open every picture of the bundle; raise BundleError naming the first bad one; return how many were checked."""
     bundle = Path(bundle)
     n = 0

@@ -679,6 +679,15 @@ class StudyService:
         return Completion(code, url)
 
     # ----------------------------------------------------------------- admin
+    def errors(self, limit: int = 50) -> list[dict]:
+        """The latest errors of rater pages (`task_error`, `page_error` events), newest first."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT at, rater_id, kind, detail FROM events WHERE kind IN ('task_error', 'page_error') ORDER BY event_id DESC LIMIT ?",
+                [limit],
+            ).fetchall()
+        return [{"at": at, "rater_id": rid, "kind": kind, **json.loads(detail or "{}")} for at, rid, kind, detail in rows]
+
     def stats(self) -> dict:
         """Return the admin summaries (see `study.stats.summarize`)."""
         from study.stats import summarize

@@ -94,6 +94,8 @@ def summarize(db: sqlite_utils.Database, ratings_per_task: int) -> dict:
         "raters": len(raters),
         "completed": sum(1 for r in raters if r["completed_at"]),
         "responses": db.execute("SELECT COUNT(*) FROM responses").fetchone()[0],
-        "refusals": db.execute("SELECT COUNT(*) FROM events WHERE kind = 'refused'").fetchone()[0],
+        # Refusals naming a rater are events; anonymous ones are counted per reason (refusal_counts).
+        "refusals": db.execute("SELECT COUNT(*) FROM events WHERE kind = 'refused'").fetchone()[0]
+        + db.execute("SELECT COALESCE(SUM(n), 0) FROM refusal_counts").fetchone()[0],
     }
     return {"conditions": conditions, "tasks": tasks, "raters": raters, "totals": totals}

@@ -87,6 +87,9 @@ def test_declining_consent_records_nothing_but_an_event(monkeypatch, tmp_path, s
     db = connect(svc.db_path)
     assert db.execute("SELECT COUNT(*) FROM raters").fetchone()[0] == 0
     assert db.execute("SELECT COUNT(*) FROM events WHERE kind = 'declined'").fetchone()[0] == 1
+    text = page_text(at)
+    assert "Nothing was recorded" not in text and "kept only a note" in text
+    assert "None" not in [m.value for m in at.markdown]  # no stray "None" from `x() if c else y()`
 
 
 def test_open_enrollment_puts_the_new_token_in_the_link_so_a_reload_resumes(monkeypatch, tmp_path, study_bundle) -> None:
@@ -246,25 +249,39 @@ def test_admin_page_refuses_to_open_without_a_password(monkeypatch, tmp_path, st
 
 
 def test_admin_page_with_a_password(monkeypatch, tmp_path, study_bundle) -> None:
+    import time
+
     svc = make_service(tmp_path, study_bundle)
     rid = rater_at_tasks(svc)
     answer_all(svc, rid, choose=lambda a: a.correct)
     at = start(monkeypatch, svc, password="s3cret-admin", page="admin")
-    assert not at.get("download_button")
     at.text_input(key="admin-password").input("wrong").run()
     click(at, "admin-sign-in")
-    assert at.error[0].value == "Wrong password."
-    assert not at.get("download_button")
+    assert at.error[0].value == "Wrong password. The next try opens in 1 s."
+    # Within the delay even the right password is turned away (the growing delay, not a check).
     at.text_input(key="admin-password").input("s3cret-admin").run()
     click(at, "admin-sign-in")
+    assert at.error[0].value.startswith("Too many wrong passwords: try again in")
+    assert not at.metric
+    time.sleep(1.1)
+    click(at, "admin-sign-in")
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics == {"Raters": "1", "Completed": "1", "Responses": str(svc.policy.total), "Refused requests": "0"}
-    assert len(at.dataframe) == 3
+    assert metrics == {"Raters": "1", "Completed": "1", "Responses": str(svc.policy.total), "Refused requests": "1"}
     conditions = at.dataframe[0].value
     assert list(conditions["condition"]) == ["dense", "spade"]
     assert list(conditions["agreement"]) == [1.0, 1.0]
-    labels = [d.proto.label for d in at.get("download_button")]
-    assert labels == ["Download responses CSV", "Download database backup"]
+    assert not at.get("download_button")  # data leave through `spade-study db`, never a /media URL
+    # Every failure is logged; the sign-in lives in a session token, never the password, in the address.
+    db = connect(svc.db_path)
+    assert db.execute("SELECT COUNT(*) FROM events WHERE kind = 'admin_sign_in_failed'").fetchone()[0] == 1
+    session = at.query_params["admin_session"]
+    session = session[0] if isinstance(session, list) else session
+    assert "s3cret" not in session and len(session) >= 24
+    # A reload (a new browser session with the same address) stays signed in.
+    again = start(monkeypatch, svc, password="s3cret-admin", page="admin", admin_session=session)
+    assert [m.label for m in again.metric][0] == "Raters"
+    forged = start(monkeypatch, svc, password="s3cret-admin", page="admin", admin_session="x" * 32)
+    assert not forged.metric and forged.text_input(key="admin-password")
 
 
 def test_admin_password_from_streamlit_secrets(monkeypatch, tmp_path, study_bundle) -> None:
