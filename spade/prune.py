@@ -15,8 +15,8 @@ from . import schedules
 from .augment import Augmentations, augmented_batches
 from .capture import capture_hessians, execution_order, grouped_weight, is_prunable, weight_groups
 from .preprocess import ImageLike, Preprocess
-from .solvers import get_solver
-from .solvers.damping import DEFAULT_DAMPING
+from .solvers import check_options, get_solver, layer_options
+from .solvers.damping import DEFAULT_DAMPING, parse_damping
 from .trace import LayerTrace, Trace
 
 
@@ -91,9 +91,14 @@ def _model_device(model: nn.Module) -> torch.device:
 def prune(model: nn.Module, image: ImageLike, *, sparsity: schedules.SparsitySpec, solver: str = "sparsegpt",
           n_augmentations: int = 1024, batch_size: int | None = None, seed: int = 0,
           layers: Sequence[str] | None = None, preprocess: Preprocess | None = None,
-          device: str | torch.device | None = None, damping: float = DEFAULT_DAMPING,
+          device: str | torch.device | None = None, damping: float | str | None = DEFAULT_DAMPING,
+          block_size: int | str | None = None,
           augmentations: Augmentations = Augmentations(), progress: bool = True) -> Trace:
-    """Build the SPADE trace of `image` on `model` (which is not changed); see `Trace.apply`."""
+    """Build the SPADE trace of `image` on `model` (which is not changed); see `Trace.apply`.
+
+    `damping`: relative damping of every Hessian, or "reference"/None (damp only when Cholesky fails).
+    `block_size` (sparsegpt only): columns per adaptive-mask block, None: 128, "reference": kh*kw / 1.
+    """
     if n_augmentations < 1:
         raise ValueError(f"n_augmentations must be >= 1, got {n_augmentations}")
     preprocess = preprocess or Preprocess()
@@ -104,7 +109,7 @@ def prune(model: nn.Module, image: ImageLike, *, sparsity: schedules.SparsitySpe
     trace = _prune(model, x0, lambda: augmented_batches(picture, n_augmentations, batch_size, seed, preprocess,
                                                         augmentations),
                    n_augmentations, sparsity=sparsity, solver=solver, layers=layers, device=device,
-                   damping=damping, progress=progress)
+                   damping=damping, block_size=block_size, progress=progress)
     trace.settings.update({"n_augmentations": int(n_augmentations), "batch_size": batch_size, "seed": int(seed),
                            "preprocess": preprocess.to_dict(), "augmentations": augmentations.to_dict()})
     return trace
@@ -112,23 +117,26 @@ def prune(model: nn.Module, image: ImageLike, *, sparsity: schedules.SparsitySpe
 
 def prune_inputs(model: nn.Module, inputs: torch.Tensor, *, sparsity: schedules.SparsitySpec,
                  solver: str = "sparsegpt", batch_size: int | None = None, layers: Sequence[str] | None = None,
-                 device: str | torch.device | None = None, damping: float = DEFAULT_DAMPING,
-                 progress: bool = False) -> Trace:
+                 device: str | torch.device | None = None, damping: float | str | None = DEFAULT_DAMPING,
+                 block_size: int | str | None = None, progress: bool = False) -> Trace:
     """Like `prune`, for ready-made model inputs (first row: the sample; the rest: its variations)."""
     device = torch.device(device) if device is not None else _model_device(model)
     batch_size = int(batch_size or default_batch_size(device))
     inputs = inputs.to(device)
     trace = _prune(model, inputs[:1], lambda: iter(inputs.split(batch_size)), inputs.shape[0], sparsity=sparsity,
-                   solver=solver, layers=layers, device=device, damping=damping, progress=progress)
+                   solver=solver, layers=layers, device=device, damping=damping, block_size=block_size,
+                   progress=progress)
     trace.settings.update({"n_augmentations": int(inputs.shape[0]), "batch_size": batch_size})
     return trace
 
 
 def _prune(model: nn.Module, x0: torch.Tensor, make_batches: Callable[[], Iterator[torch.Tensor]], total: int, *,
            sparsity: schedules.SparsitySpec, solver: str, layers: Sequence[str] | None, device: torch.device,
-           damping: float, progress: bool) -> Trace:
+           damping: float | str | None, block_size: int | str | None, progress: bool) -> Trace:
     """Probe the layer order, capture all Hessians in one pass over the batches, solve every layer."""
     solve = get_solver(solver)
+    damping = parse_damping(damping)
+    check_options(solver, block_size)
     timings: dict[str, float] = {}
     work = model if _model_device(model) == device else _copy_to(model, device)
     modules = select_layers(work, layers)
@@ -145,7 +153,7 @@ def _prune(model: nn.Module, x0: torch.Tensor, make_batches: Callable[[], Iterat
             # e.g. nn.MultiheadAttention's out_proj: its weight is used functionally, the module never runs
             warnings.warn(f"{len(skipped)} layer(s) never run in forward and are left as they are: "
                           f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}", stacklevel=3)
-        targets = schedules.resolve(sparsity, order, modules)
+        targets = schedules.resolve(sparsity, order, modules, known=list(select_layers(work)))
         active = {n: modules[n] for n in order if targets[n] > 0}
         _sync(device)
         timings["probe"] = time.perf_counter() - t
@@ -183,7 +191,8 @@ def _prune(model: nn.Module, x0: torch.Tensor, make_batches: Callable[[], Iterat
                 records[name] = LayerTrace.untouched_layer(name, module.weight.shape)
                 continue
             W = grouped_weight(module.weight.detach().float(), weight_groups(module))
-            result = solve(W, hessians.pop(name).H, target, damping=damping)  # pop: free each H once used
+            options = layer_options(solver, module, damping, block_size)
+            result = solve(W, hessians.pop(name).H, target, **options)  # pop: free each H once used
             records[name] = LayerTrace.from_weight(name, result.weight.reshape(module.weight.shape),
                                                    result.mask.reshape(module.weight.shape), target,
                                                    result.rel_error, result.damping)
@@ -191,7 +200,7 @@ def _prune(model: nn.Module, x0: torch.Tensor, make_batches: Callable[[], Iterat
         timings["solve"] = time.perf_counter() - t
 
     settings = {
-        "model": type(model).__name__, "solver": solver, "damping": float(damping),
+        "model": type(model).__name__, "solver": solver, "damping": damping, "block_size": block_size,
         "layers": list(layers) if layers is not None else None, "targets": dict(targets),
         "sparsity": sparsity if isinstance(sparsity, (int, float, dict)) else str(sparsity),
         "skipped_layers": skipped, "torch": str(torch.__version__),

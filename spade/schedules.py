@@ -58,6 +58,16 @@ def linear(start: float, end: float) -> Linear:
     return Linear(float(start), float(end))
 
 
+# The paper's heuristic for models without tuned targets (Appendix D.3): linear in depth from 0
+# to 0.99, every layer pruned (the README's Python example). `parse("paper")` returns it.
+PAPER: Linear = Linear(0.0, 0.99)
+
+
+def paper() -> Linear:
+    """The paper's depth heuristic: linear from 0 (first layer) to 0.99 (last layer)."""
+    return PAPER
+
+
 # The paper's tuned ResNet50 targets (Appendix). Keys are glob patterns over torchvision names;
 # the stem conv (`conv1`) is never pruned.
 resnet50_tuned: dict[str, float] = {
@@ -82,19 +92,31 @@ resnet50_tuned: dict[str, float] = {
 # Default for models without a tuned schedule: the depth heuristic up to 0.8, the first layer
 # (the stem, on raw pixels) kept dense as in the tuned ResNet50 schedule, and depthwise
 # convolutions (9 or 25 weights per filter: 80% would leave 2 to 5) pruned at most 50%.
-# Measured on 20 sample images with EfficientNet-Lite0 (16 / 32 augmentations), dense top-1 kept:
-# this 19/20 and 20/20; without the depthwise cap 18/20 and 19/20; linear to 0.9: 13/20 at 16 and 64.
+# Tuned for top-1 agreement, measured on 20 sample images with EfficientNet-Lite0 (16 / 32
+# augmentations), dense top-1 kept: this 19/20 and 20/20; without the depthwise cap 18/20 and
+# 19/20; linear to 0.9: 13/20 at 16 and 64. It removes about half as many weights as PAPER
+# (docs/spade.md, "Schedules", has the measured fractions).
 DEFAULT: Linear = Linear(0.0, 0.8, skip_first=True, depthwise_max=0.5)
 
 
-def resolve(spec: SparsitySpec, layers: list[str], modules: Mapping[str, Any] | None = None) -> dict[str, float]:
-    """Per-layer targets for `layers` (execution order); unmatched layers of a mapping get 0 (untouched)."""
+class UnmatchedKeyError(ValueError):
+    """A key of a sparsity mapping names no layer (a typo would otherwise leave layers dense)."""
+
+
+def resolve(spec: SparsitySpec, layers: list[str], modules: Mapping[str, Any] | None = None, *,
+            known: list[str] | None = None) -> dict[str, float]:
+    """Per-layer targets for `layers` (execution order); unmatched layers of a mapping get 0 (untouched).
+
+    Every key of a mapping must match a layer of `known` (default: `layers`; give all the model's
+    prunable layers when `layers` is a selection), else UnmatchedKeyError names it.
+    """
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         _check(spec, "sparsity")
         return {name: float(spec) for name in layers}
     if isinstance(spec, Schedule):
         out = spec.resolve(list(layers), modules)
     elif isinstance(spec, Mapping):
+        _check_keys(spec, list(layers) if known is None else list(known))
         out = {}
         for name in layers:
             if name in spec:
@@ -114,11 +136,20 @@ def resolve(spec: SparsitySpec, layers: list[str], modules: Mapping[str, Any] | 
     return out
 
 
+def _check_keys(spec: Mapping[str, Any], known: list[str]) -> None:
+    unmatched = [k for k in spec if not any(k == n or fnmatch.fnmatchcase(n, k) for n in known)]
+    if unmatched:
+        shown = ", ".join(repr(k) for k in unmatched[:5]) + (" ..." if len(unmatched) > 5 else "")
+        raise UnmatchedKeyError(f"sparsity key(s) {shown} match no Conv2d or Linear layer of the model")
+
+
 def parse(text: str) -> SparsitySpec:
-    """Parse a command-line sparsity: `0.9`, `linear(0,0.99)`, `default` or `resnet50_tuned`."""
+    """Parse a command-line sparsity: `0.9`, `linear(0,0.99)`, `default`, `paper` or `resnet50_tuned`."""
     t = text.strip().replace(" ", "")
     if t == "default":
         return DEFAULT
+    if t == "paper":
+        return PAPER
     if t == "resnet50_tuned":
         return resnet50_tuned
     if t.startswith("linear(") and t.endswith(")"):
@@ -131,7 +162,8 @@ def parse(text: str) -> SparsitySpec:
     try:
         value = float(t)
     except ValueError:
-        raise ValueError(f"bad sparsity {text!r} (a number in [0, 1], linear(START,END), default or resnet50_tuned)") from None
+        raise ValueError(f"bad sparsity {text!r} (a number in [0, 1], linear(START,END), default, paper or "
+                         "resnet50_tuned)") from None
     _check(value, "sparsity")
     return value
 

@@ -91,3 +91,23 @@ def get_solver(name: str) -> Callable[..., SolveResult]:
 
 
 SOLVERS = ("sparsegpt", "obc", "magnitude")
+
+
+def check_options(solver: str, block_size: int | str | None) -> None:
+    """Raise ValueError for a block size given to a solver without blocks (only sparsegpt has them)."""
+    if block_size is not None and solver != "sparsegpt":
+        raise ValueError(f"block_size applies to the sparsegpt solver only, not to {solver!r}")
+    if block_size is not None:
+        from .sparsegpt import block_size_for
+
+        block_size_for(None, block_size)  # validates the value
+
+
+def layer_options(solver: str, module: object, damping: float | None, block_size: int | str | None) -> dict:
+    """Keyword arguments of `solver` for one layer: the damping, and sparsegpt's block size for that layer."""
+    options: dict = {"damping": damping}
+    if solver == "sparsegpt":
+        from .sparsegpt import block_size_for
+
+        options["block_size"] = block_size_for(module, block_size)
+    return options

@@ -17,6 +17,15 @@ GROWTH = 10.0
 MAX_RETRIES = 6
 
 
+def parse_damping(value: float | str | None) -> float | None:
+    """A damping option as the solvers take it: a relative damping >= 0, or None for "reference"/None."""
+    if value is None or value == "reference":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"damping must be a number >= 0 or 'reference', got {value!r}")
+    return float(value)
+
+
 class DampingError(RuntimeError):
     """The Hessian stayed non positive-definite even with the largest damping tried."""
 
