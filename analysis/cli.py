@@ -2,7 +2,7 @@
 
     spade-study analyze (--db STUDY.db | --responses RESPONSES.csv) --out DIR
                         [--exclude-raters-failing-catch] [--min-catch-accuracy X]
-                        [--seed S] [--bootstrap B] [--no-models]
+                        [--seed S] [--bootstrap B] [--no-models] [--observer BUNDLE]
     spade-study analyze power --raters 24 --tasks-per-rater 31 [--items 100]
                         [--ratings-per-task 2] [--sims 500] ...   (see analysis.power)
 """
@@ -68,6 +68,8 @@ def build_parser() -> OneLineParser:
                    help="cluster bootstrap replicates (default 2000)")
     p.add_argument("--no-models", action="store_true", help="skip the mixed models, GEE and bootstrap")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--observer", type=Path, default=None, metavar="PATH",
+                   help="machine observer results (a bundle, its observer/ folder or one CSV) to report beside the humans'")
     return p
 
 
@@ -96,6 +98,15 @@ def main(argv: list[str] | None = None, assign: Callable | None = None) -> int:
     except ResponsesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    observer = None
+    if args.observer is not None:
+        from analysis.observer import ObserverError, load_observer
+
+        try:
+            observer = load_observer(args.observer, responses)
+        except ObserverError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     # Heavy imports (statsmodels models, matplotlib) only once the input is known to be good.
     from analysis.pipeline import run_analysis
     from analysis.tables import headline_table, to_markdown
@@ -105,7 +116,7 @@ def main(argv: list[str] | None = None, assign: Callable | None = None) -> int:
         summary = run_analysis(responses, args.out, source=source, progress=not args.quiet,
                                exclude_failing_catch=args.exclude_raters_failing_catch,
                                min_catch_accuracy=args.min_catch_accuracy, seed=args.seed,
-                               n_boot=args.bootstrap, fit_models=not args.no_models)
+                               n_boot=args.bootstrap, fit_models=not args.no_models, observer=observer)
     except ResponsesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from contracts.responses import CONDITIONS
 from analysis.items import item_table
 from analysis.metrics import condition_metrics, differences
 from analysis.models import fit_all
+from analysis.observer import observer_markdown, observer_summary
 from analysis.position_bias import position_bias
 from analysis.raters import DEFAULT_MIN_CATCH_ACCURACY, failing_catch, rater_table
 from analysis.report import render_report
@@ -25,8 +26,11 @@ DEFAULT_BOOTSTRAP = 2000
 def summarize(responses: pd.DataFrame, *, exclude_failing_catch: bool = False,
               min_catch_accuracy: float = DEFAULT_MIN_CATCH_ACCURACY, seed: int = 0,
               n_boot: int = DEFAULT_BOOTSTRAP, fit_models: bool = True,
-              progress: bool = False) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """Compute the summary dict, the per-rater table and the per-item table of validated responses."""
+              progress: bool = False, observer: dict | None = None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Compute the summary dict, the per-rater table and the per-item table of validated responses.
+
+    `observer`: machine observer results (`analysis.observer.load_observer`), summarized beside the humans'.
+    """
     df = add_outcomes(responses)
     failing = failing_catch(df, min_catch_accuracy)
     excluded = failing if exclude_failing_catch else []
@@ -67,6 +71,8 @@ def summarize(responses: pd.DataFrame, *, exclude_failing_catch: bool = False,
                                         progress=lambda name: (bar.set_postfix_str(name), bar.update()))
     else:
         summary["models"] = None
+    if observer is not None:
+        summary["observer"] = observer_summary(observer, main)
     return summary, raters, item_table(main)
 
 
@@ -90,6 +96,9 @@ def write_outputs(summary: dict, raters: pd.DataFrame, items: pd.DataFrame, out_
     paths += figures.figure4(summary, out / "figure4")
     paths += figures.rater_agreement(raters, summary, out / "rater_agreement")
     paths.append(write_text_atomic(out / "report.md", render_report(summary, source)))
+    if summary.get("observer"):  # the machine observer's section (analysis.observer) closes the report
+        report = out / "report.md"
+        write_text_atomic(report, report.read_text(encoding="utf-8") + "\n" + observer_markdown(summary))
     return paths
 
 

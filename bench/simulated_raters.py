@@ -1,9 +1,9 @@
 """Simulated raters who answer a study through the app's own code path (`study.service`).
 
-The rater model looks at the stimuli, not at the answer key: a rater compares the
-visualization with the two region crops in the dense model's feature space
-(penultimate layer, cosine similarity) and leans toward the region that looks more
-like the visualization. Each rater has a seeded sensitivity (how sharply the
+The rater model looks at the stimuli, not at the answer key: it starts from the machine
+observer (`spade-study observe`, docs/observer.md), which compares the visualization with the
+two region crops in the network's feature space (EfficientNet-Lite0's penultimate layer, cosine
+similarity), and leans toward the region that looks more like the visualization. Each rater has a seeded sensitivity (how sharply the
 similarity gap turns into a choice) and a seeded indecision threshold (a gap below
 it gives "Can't decide"). A SPADE visualization that resembles its region more
 than the dense one does therefore earns more decisions and more agreement, as the
@@ -23,53 +23,35 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def penultimate_features(model: torch.nn.Module, preprocess, images: list[Image.Image]) -> np.ndarray:
-    """Return L2-normalized inputs of the model's last Linear layer for a list of PIL images."""
-    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
-    grabbed: list[torch.Tensor] = []
-    hook = last.register_forward_pre_hook(lambda _m, inp: grabbed.append(inp[0].detach().flatten(1)))
-    try:
-        # Crops and visualizations are shown whole to raters: resize them to the input, no center crop.
-        side = (preprocess.size, preprocess.size)
-        batch = torch.cat([preprocess.normalize(preprocess.load(im.convert("RGB").resize(side)))[None] for im in images])
-        batch = preprocess.crop(batch)
-        with torch.no_grad():
-            model(batch)
-    finally:
-        hook.remove()
-    feats = grabbed[0].numpy()
-    return feats / np.linalg.norm(feats, axis=1, keepdims=True).clip(1e-12)
+from observer.decision import decide  # noqa: E402
 
 
 def stimulus_similarities(bundle: Path, model_name: str = "efficientnet_lite0", weights: str | None = None) -> dict:
-    """For every item, condition and target: cosine similarity of the visualization with each region's crop."""
-    import spade
-    from contracts.manifest import load_manifest
+    """For every item, condition and target: the observer's cosine similarity of the visualization with each region's crop.
 
-    model, preprocess = spade.models.load_model(model_name, weights)
+    Runs the machine observer (`observer.runner`, results in BUNDLE/observer/, reused when present)
+    and reads its results file, so the raters and `spade-study observe` see the same numbers.
+    """
+    from contracts.observer import read_results
+    from observer.embedding import Embedder
+    from observer.networks import embedding_key, network_label
+    from observer.runner import observe_bundle, other
+
+    report = observe_bundle(bundle, lambda: Embedder(model_name, weights), embedding_key(model_name, weights, None),
+                            network_label(model_name, None), name=f"simulated-raters-{model_name}")
+    rows, _ = read_results(report["csv"])
     sims: dict = {}
-    for item in tqdm(load_manifest(bundle)["items"], desc="rater model: stimuli", unit="item"):
-        image = Image.open(bundle / item["image"]).convert("RGB")
-        crops = [image.crop(tuple(item["regions"][r])) for r in ("true", "predicted")]
-        vis = [Image.open(bundle / item["visualizations"][c][t]) for c in ("dense", "spade") for t in ("true", "predicted")]
-        f = penultimate_features(model, preprocess, crops + vis)
-        crop_f, vis_f = f[:2], f[2:]
-        entry = {}
-        for k, (c, t) in enumerate([(c, t) for c in ("dense", "spade") for t in ("true", "predicted")]):
-            s = crop_f @ vis_f[k]
-            entry[(c, t)] = {"true": float(s[0]), "predicted": float(s[1])}
-        # A catch trial shows the correct region's own crop: compare crops with crops.
-        cc = crop_f @ crop_f.T
-        entry[("catch", "true")] = {"true": float(cc[0, 0]), "predicted": float(cc[0, 1])}
-        entry[("catch", "predicted")] = {"true": float(cc[1, 0]), "predicted": float(cc[1, 1])}
-        sims[item["id"]] = entry
+    for r in rows:
+        entry = sims.setdefault(r["item_id"], {})
+        t, o = r["target"], other(r["target"])
+        entry[(r["condition"], t)] = {t: r["sim_target"], o: r["sim_other"]}
+        # A catch trial shows the correct region's own crop: similarity 1 with it, sim_regions with the other.
+        entry[("catch", t)] = {t: 1.0, o: r["sim_regions"]}
     return sims
 
 
@@ -83,12 +65,16 @@ class RaterModel:
         self.scale = scale
 
     def choose(self, similarity: dict[str, float], a_region: str) -> str:
-        """Return "A", "B" or "undecided" for one task, given which region is shown as A."""
+        """Return "A", "B" or "undecided" for one task, given which region is shown as A.
+
+        The observer's decision rule (`observer.decision.decide`) with this rater's margin says
+        whether the rater decides; a decided rater then errs with a logistic chance in the gap.
+        """
         b_region = "predicted" if a_region == "true" else "true"
-        gap = (similarity[a_region] - similarity[b_region]) / self.scale
-        if abs(gap) < self.threshold:
+        decision = decide(similarity[a_region], similarity[b_region], margin=self.threshold * self.scale)
+        if decision.choice == "undecided":
             return "undecided"
-        p_a = 1.0 / (1.0 + math.exp(-self.sensitivity * gap))
+        p_a = 1.0 / (1.0 + math.exp(-self.sensitivity * decision.score / self.scale))
         return "A" if self.rng.random() < p_a else "B"
 
 
