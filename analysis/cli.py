@@ -50,6 +50,14 @@ def nonnegative_int(text: str) -> int:
     return x
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    x = nonnegative_int(text)
+    if x < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return x
+
+
 def build_parser() -> OneLineParser:
     """The parser of `spade-study analyze`."""
     p = OneLineParser(prog="spade-study analyze",
@@ -66,6 +74,10 @@ def build_parser() -> OneLineParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the model fits (default 0)")
     p.add_argument("--bootstrap", type=nonnegative_int, default=2000, metavar="B",
                    help="cluster bootstrap replicates (default 2000)")
+    p.add_argument("--permutations", type=positive_int, default=9999, metavar="P",
+                   help="permutations of the primary test (default 9999)")
+    p.add_argument("--plan", type=Path, default=None,
+                   help="the pre-registration written by `analyze plan`: quoted in the report, deviations flagged")
     p.add_argument("--no-models", action="store_true", help="skip the mixed models, GEE and bootstrap")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--observer", type=Path, default=None, metavar="PATH",
@@ -85,6 +97,14 @@ def main(argv: list[str] | None = None, assign: Callable | None = None) -> int:
 
         # `spade_study/analyze.py` (command-line glue) passes study.assignment.simulate_assignments.
         return power.main(argv[1:], assign)
+    if argv and argv[0] == "plan":
+        from analysis import plan
+
+        return plan.main(argv[1:], assign)
+    if argv and argv[0] == "export":
+        from analysis import export
+
+        return export.main(argv[1:])
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
@@ -93,7 +113,18 @@ def main(argv: list[str] | None = None, assign: Callable | None = None) -> int:
     if args.out.exists() and not args.out.is_dir():
         print(f"error: --out {args.out} exists and is not a folder", file=sys.stderr)
         return 2
+    plan_text = None
     try:
+        if args.plan is not None:
+            from analysis.plan import PlanError, parse_plan
+
+            if not args.plan.is_file():
+                raise ResponsesError(f"--plan {args.plan}: no such file")
+            plan_text = args.plan.read_text(encoding="utf-8")
+            try:
+                parse_plan(plan_text, str(args.plan))
+            except PlanError as exc:
+                raise ResponsesError(str(exc)) from None
         responses = load_responses(db=args.db, csv=args.responses)
     except ResponsesError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -108,19 +139,25 @@ def main(argv: list[str] | None = None, assign: Callable | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     # Heavy imports (statsmodels models, matplotlib) only once the input is known to be good.
-    from analysis.pipeline import run_analysis
-    from analysis.tables import headline_table, to_markdown
+    from analysis.pipeline import provenance, run_analysis
+    from analysis.tables import HEADLINE_NOTE, headline_table, to_markdown
 
     source = f"--db {args.db}" if args.db else f"--responses {args.responses}"
     try:
-        summary = run_analysis(responses, args.out, source=source, progress=not args.quiet,
+        summary = run_analysis(responses, args.out, source=source, progress=not args.quiet, plan=plan_text,
+                               provenance=provenance(args.db or args.responses),
                                exclude_failing_catch=args.exclude_raters_failing_catch,
                                min_catch_accuracy=args.min_catch_accuracy, seed=args.seed,
-                               n_boot=args.bootstrap, fit_models=not args.no_models, observer=observer)
+                               n_boot=args.bootstrap, n_permutations=args.permutations, fit_models=not args.no_models, observer=observer)
     except ResponsesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(to_markdown(headline_table(summary)[1]))
+    print(HEADLINE_NOTE)
+    v = summary["verdict"]["net"]
+    print(f"replication verdict (net agreement, primary): {v['verdict']}")
+    for warning in summary.get("warnings", []):
+        print(f"warning: {warning}")
     inp = summary["input"]
     if inp["excluded_raters"]:
         print(f"excluded {len(inp['excluded_raters'])} rater(s) failing catch trials: {', '.join(inp['excluded_raters'])}")

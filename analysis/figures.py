@@ -2,8 +2,15 @@
 
 - `figure4`: the paper's Figure 4 (left), stacked bars per condition of the
   share of ratings that agree with Score-CAM, disagree, or "can't decide".
-- `rater_agreement`: each rater's agreement in the dense and in the SPADE
-  condition, joined by a line, with the pooled agreement per condition.
+  With Wilson 95% intervals on the agree share (net agreement) and on the
+  decided share (decision rate), descriptive.
+- `effect_plot`: SPADE - dense in net agreement and in deciding, the original
+  (interval from its published counts) beside the replication (primary test's
+  interval), with d33 marked.
+- `item_panel`: net agreement per image, dense against SPADE (marker area: ratings).
+- `target_panel`: net agreement per condition for the true and the predicted class.
+- `rater_net`: each rater's net agreement per condition with its Wilson interval
+  and n, sorted, excluded raters left out.
 """
 from __future__ import annotations
 
@@ -17,7 +24,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.metrics import wilson  # noqa: E402
 from contracts.files import write_bytes_atomic  # noqa: E402
+from contracts.responses import CONDITIONS, TARGETS  # noqa: E402
 
 COND_LABELS = {"dense": "Dense", "spade": "SPADE"}
 COLORS = {"agree": "#4c9a5b", "disagree": "#c8553d", "undecided": "#b8b8b8"}
@@ -56,36 +65,110 @@ def figure4(summary: dict, stem: str | Path) -> list[Path]:
             if v >= 4:
                 ax.text(xi, b + v / 2, f"{v:.1f}%", ha="center", va="center", fontsize=9)
         bottom += vals
+    # Intervals (Wilson, descriptive) on the two boundaries the paper's text quotes.
+    for key, offset in (("net", -0.08), ("decision_rate", 0.08)):
+        for xi, c in zip(x, conds):
+            ci = summary[c][f"{key}_ci"]
+            if ci is not None:
+                v = 100 * summary[c][key]
+                ax.errorbar(xi + offset, v, yerr=[[v - 100 * ci[0]], [100 * ci[1] - v]], fmt="none", ecolor="black",
+                            elinewidth=1, capsize=3, zorder=4)
     ax.set_xticks(x, [f"{COND_LABELS[c]}\n(n={summary[c]['n']})" for c in conds])
     ax.set_ylim(0, 100)
     ax.set_ylabel("share of ratings (%)")
     ax.set_title("Attribution to the Score-CAM region")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=8, frameon=False)
+    fig.text(0.5, -0.12, "bars: Wilson 95% intervals of net agreement and decision rate", ha="center", fontsize=7)
     return _save(fig, Path(stem))
 
 
-def rater_agreement(raters: pd.DataFrame, summary: dict, stem: str | Path) -> list[Path]:
-    """Per-rater agreement (among decided) in each condition; excluded raters are left out."""
-    kept = raters[~raters["excluded"]].reset_index(drop=True)
+def effect_plot(summary: dict, stem: str | Path) -> list[Path]:
+    """SPADE - dense (points) on the primary and secondary outcome: original vs replication, with d33."""
+    verdict = summary["verdict"]
+    fig, ax = plt.subplots(figsize=(5.2, 3.0))
+    ys = []
+    for row, (outcome, v) in enumerate(verdict.items()):
+        y = 2 * (len(verdict) - 1 - row)
+        for dy, label, part, color in ((0.35, "original (published counts)", v["original"], "#7f8c8d"),
+                                        (-0.35, "replication (primary test)", v["replication"], "#c8553d")):
+            if not part or part.get("ci") is None:
+                continue
+            est, (lo, hi) = 100 * part["estimate"], (100 * c for c in part["ci"])
+            ax.errorbar(est, y + dy, xerr=[[est - lo], [hi - est]], fmt="o", color=color, capsize=3,
+                        label=label if row == 0 else None)
+        ax.plot([100 * v["original"]["d33"]] * 2, [y - 0.8, y + 0.8], ls=":", color="#34495e",
+                label="d33 (33% power in the original)" if row == 0 else None)
+        ys.append((y, v["label"]))
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks([y for y, _ in ys], [label for _, label in ys], fontsize=8)
+    ax.set_xlabel("SPADE - dense (percentage points), 95% intervals")
+    ax.set_title("Effect: original vs replication", fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, fontsize=7, frameon=False)
+    return _save(fig, Path(stem))
+
+
+def item_panel(items: pd.DataFrame, stem: str | Path) -> list[Path]:
+    """Per image: net agreement dense (x) against SPADE (y); marker area grows with the image's ratings."""
+    both = items[(items["n_dense"] > 0) & (items["n_spade"] > 0)]
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
-    # Fixed jitter per rater (the figure is reproducible), shared by the rater's points and line.
-    jitter = np.random.default_rng(0).uniform(-0.06, 0.06, (len(kept), 2))
-    dense, spade = kept["agreement_dense"].to_numpy() * 100, kept["agreement_spade"].to_numpy() * 100
-    for k in np.flatnonzero(np.isfinite(dense) & np.isfinite(spade)):
-        ax.plot([jitter[k, 0], 1 + jitter[k, 1]], [dense[k], spade[k]], color="#9aa7b8", lw=0.8, alpha=0.6, zorder=1)
-    for i, (cond, vals) in enumerate((("dense", dense), ("spade", spade))):
-        ok = np.isfinite(vals)
-        ax.scatter(i + jitter[ok, i], vals[ok], s=14, color="#34495e", zorder=2)
-        pooled = summary[cond]["agreement"]
-        if pooled is not None:
-            labelled = bool(ax.get_legend_handles_labels()[1])
-            ax.hlines(100 * pooled, i - 0.25, i + 0.25, color="#c8553d", lw=2.5, zorder=3,
-                      label=None if labelled else "pooled")
-    ax.set_xticks([0, 1], ["Dense", "SPADE"])
-    ax.set_xlim(-0.5, 1.5)
-    ax.set_ylim(-2, 102)
-    ax.set_ylabel("agreement with Score-CAM among decided (%)")
-    ax.set_title(f"Per-rater agreement ({len(kept)} raters)")
-    if ax.get_legend_handles_labels()[1]:
-        ax.legend(loc="lower right", fontsize=8, frameon=False)
+    size = 8 + 6 * (both["n_dense"] + both["n_spade"]).to_numpy()
+    # Fixed jitter (reproducible): many images share the same small-integer rates.
+    jit = np.random.default_rng(0).uniform(-1.2, 1.2, (len(both), 2))
+    ax.scatter(100 * both["net_dense"] + jit[:, 0], 100 * both["net_spade"] + jit[:, 1], s=size, alpha=0.5,
+               color="#34495e", edgecolor="white", lw=0.5)
+    ax.plot([0, 100], [0, 100], color="#c8553d", lw=1, ls="--", label="no difference")
+    ax.set_xlim(-4, 104)
+    ax.set_ylim(-4, 104)
+    ax.set_xlabel("net agreement, dense (%)")
+    ax.set_ylabel("net agreement, SPADE (%)")
+    ax.set_title(f"Per image ({len(both)} images rated in both; area: ratings)", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    return _save(fig, Path(stem))
+
+
+def target_panel(summary: dict, stem: str | Path) -> list[Path]:
+    """Net agreement per condition for the true and the predicted class, Wilson 95% intervals and n."""
+    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    width = 0.36
+    for j, cond in enumerate(CONDITIONS):
+        for i, target in enumerate(TARGETS):
+            m = summary["targets"][target][cond]
+            if not m["n"]:
+                continue
+            x = i + (j - 0.5) * width
+            v = 100 * m["net"]
+            lo, hi = (100 * c for c in m["net_ci"])
+            ax.bar(x, v, width * 0.95, color=("#9aa7b8", "#c8553d")[j], label=COND_LABELS[cond] if i == 0 else None)
+            ax.errorbar(x, v, yerr=[[v - lo], [hi - v]], fmt="none", ecolor="black", capsize=3)
+            ax.text(x, 2, f"n={m['n']}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(TARGETS)), [f"{t} class" for t in TARGETS])
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("net agreement (%)")
+    ax.set_title("True vs predicted class visualized", fontsize=10)
+    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    return _save(fig, Path(stem))
+
+
+def rater_net(raters: pd.DataFrame, stem: str | Path) -> list[Path]:
+    """Each kept rater's net agreement in both conditions (Wilson 95% intervals), labelled with the rater's n."""
+    kept = raters[~raters["excluded"] & (raters["n"] > 0)].copy()
+    kept["order"] = kept[["net_dense", "net_spade"]].mean(axis=1)
+    kept = kept.sort_values(["order", "rater_id"]).reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(5.2, min(40.0, 1.2 + 0.22 * len(kept))))
+    y = np.arange(len(kept))
+    for cond, dy, color in (("dense", -0.15, "#7f8c8d"), ("spade", 0.15, "#c8553d")):
+        for k, r in kept.iterrows():
+            n = int(r[f"n_{cond}"])
+            if n == 0:
+                continue
+            v = r[f"net_{cond}"]
+            lo, hi = wilson(int(round(v * n)), n)
+            ax.errorbar(100 * v, k + dy, xerr=[[100 * (v - lo)], [100 * (hi - v)]], fmt="o", ms=3, color=color,
+                        elinewidth=0.8, label=COND_LABELS[cond] if k == 0 else None)
+    labels = [f"{str(r)[:14]} (n={int(d)}/{int(s_)})" for r, d, s_ in zip(kept["rater_id"], kept["n_dense"], kept["n_spade"])]
+    ax.set_yticks(y, labels, fontsize=6 if len(kept) > 40 else 7)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("net agreement (%), Wilson 95% intervals")
+    ax.set_title(f"Per rater ({len(kept)} raters; n = dense/SPADE ratings)", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
     return _save(fig, Path(stem))

@@ -95,3 +95,110 @@ def condition_agreement(df: pd.DataFrame) -> dict[str, object]:
 def inter_rater(df: pd.DataFrame) -> dict[str, dict[str, object]]:
     """`condition_agreement` for each condition."""
     return {cond: condition_agreement(df[df["condition"] == cond]) for cond in CONDITIONS}
+
+
+def _stratum_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (item, target) stratum and condition: counts of target region, other region, can't decide."""
+    table = task_counts(df)
+    keys = df.drop_duplicates("task_id").set_index("task_id")[["item_id", "target", "condition"]]
+    return table.join(keys).set_index(["item_id", "target", "condition"]).sort_index()
+
+
+def _kappa(counts: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Fleiss' kappa of tasks with equal numbers of ratings, for each row of weights `w` (replicates x tasks)."""
+    m = counts.sum(axis=1)[0]
+    p_task = ((counts ** 2).sum(axis=1) - m) / (m * (m - 1))
+    total = w.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_bar = (w @ p_task) / total
+        p_cat = (w @ counts) / (total * m)[:, None]
+        p_e = (p_cat ** 2).sum(axis=1)
+        return (p_bar - p_e) / (1 - p_e)
+
+
+def _alpha(counts: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Nominal Krippendorff's alpha of tasks (>= 2 values each), for each row of weights `w`."""
+    m_u = counts.sum(axis=1)
+    within = (m_u ** 2 - (counts ** 2).sum(axis=1)) / (m_u - 1)  # disagreeing ordered pairs / (m_u - 1)
+    n_c = w @ counts
+    n = n_c.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 1 - (n - 1) * (w @ within) / (n ** 2 - (n_c ** 2).sum(axis=1))
+
+
+def _pairs(counts: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Share of agreeing pairs among decided pairs, and its chance level (independent raters), per row of `w`."""
+    c, o = counts[:, 0], counts[:, 1]
+    agree, disagree = c * (c - 1) / 2 + o * (o - 1) / 2, c * o
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = (w @ agree) / (w @ (agree + disagree))
+        p = (w @ c) / (w @ (c + o))
+        return share, p ** 2 + (1 - p) ** 2
+
+
+def comparable_agreement(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> dict[str, object]:
+    """Chance-corrected agreement per condition on the same (item, target) strata, task-bootstrap intervals.
+
+    Raw pair counts grow with the ratings per task (a design choice), and the conditions' task
+    sets differ; so both conditions are compared here on the strata whose dense AND SPADE tasks
+    have >= 2 ratings (pair agreement, its chance level, Krippendorff's alpha with "can't decide"
+    missing), and Fleiss' kappa (3 categories) on the strata whose two tasks have the same number
+    m of ratings (m: the most strata). Intervals: percentile, resampling strata (both tasks
+    together). Vectorised over replicates by hand; the point estimates equal statsmodels'
+    `fleiss_kappa` and `krippendorff.alpha` (tests/analysis/test_interrater.py).
+    """
+    cols = [TARGET_REGION, OTHER_REGION, UNDECIDED]
+    table = _stratum_table(df)
+    wide = table[cols].unstack("condition", fill_value=0)
+    both = {cond: wide.xs(cond, axis=1, level="condition")[cols].to_numpy() if cond in
+            wide.columns.get_level_values("condition") else np.zeros((len(wide), 3), int) for cond in CONDITIONS}
+    rated = {cond: both[cond].sum(axis=1) for cond in CONDITIONS}
+    decided = {cond: both[cond][:, :2].sum(axis=1) for cond in CONDITIONS}
+    pairable = (decided["dense"] >= 2) & (decided["spade"] >= 2)
+    same = (rated["dense"] == rated["spade"]) & (rated["dense"] >= 2)
+    sizes = pd.Series(rated["dense"][same]).value_counts()
+    m = int(max(sizes[sizes == sizes.max()].index)) if len(sizes) else None
+    equal = same & (rated["dense"] == m) if m else np.zeros(len(wide), bool)
+    out: dict[str, object] = {"strata_pairable": int(pairable.sum()), "strata_equal": int(equal.sum()),
+                              "ratings_per_task_equal": m, "replicates": int(n_boot), "seed": int(seed),
+                              "method": "strata (item, target) rated >= 2 times (decided) in both conditions; "
+                                        "Fleiss' kappa on strata with m ratings of each task; "
+                                        "percentile intervals resampling strata"}
+    rng = np.random.default_rng(seed)
+    results: dict[str, dict[str, np.ndarray]] = {}
+    for key, mask, fn in (("pair_agreement", pairable, None), ("krippendorff_alpha", pairable, _alpha),
+                          ("fleiss_kappa", equal, _kappa)):
+        k = int(mask.sum())
+        if k == 0 or (key == "fleiss_kappa" and k < 2):
+            names = [*CONDITIONS, *(f"{c}_chance" for c in CONDITIONS)] if fn is None else list(CONDITIONS)
+            results[key] = {name: np.array([np.nan]) for name in names}
+            continue
+        w = np.vstack([np.ones(k), rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot)]).astype(float)
+        res = {}
+        for cond in CONDITIONS:
+            counts = both[cond][mask].astype(float)
+            if key == "krippendorff_alpha":
+                counts = counts[:, :2]  # "can't decide" as missing: tasks keep their decided ratings only
+            if fn is None:
+                share, chance = _pairs(counts, w)
+                res[cond], res[f"{cond}_chance"] = share, chance
+            else:
+                res[cond] = fn(counts, w)
+        results[key] = res
+    for key, res in results.items():
+        entry: dict[str, object] = {}
+        for cond in CONDITIONS:
+            entry[cond] = _point_ci(res[cond])
+            if f"{cond}_chance" in res:
+                entry[f"{cond}_chance"] = _point_ci(res[f"{cond}_chance"])
+        entry["difference"] = _point_ci(res["spade"] - res["dense"])
+        out[key] = entry
+    return out
+
+
+def _point_ci(values: np.ndarray) -> dict[str, object]:
+    """Row 0 is the estimate, the rest bootstrap replicates: estimate and percentile 95% interval (None if undefined)."""
+    est = values[0]
+    rest = values[1:][np.isfinite(values[1:])]
+    return {"estimate": float(est) if np.isfinite(est) else None,
+            "ci": [float(np.percentile(rest, 2.5)), float(np.percentile(rest, 97.5))] if len(rest) >= 20 else None}

@@ -117,7 +117,9 @@ def validate_responses(df: pd.DataFrame, source: str = "responses", row_label: s
             values = sorted(set(df.loc[bad, col]))[:3]
             refuse(bad, f"unknown {col} {', '.join(repr(v) for v in values)} (expected {'|'.join(allowed)})")
     ms = pd.to_numeric(df["response_ms"].replace("", np.nan), errors="coerce")
-    refuse((df["response_ms"] != "") & (ms.isna() | (ms < 0)), "response_ms is not a non-negative number")
+    # "inf", "1e400" (inf once parsed) and "nan" parse as numbers but are no duration.
+    refuse((df["response_ms"] != "") & (ms.isna() | (ms < 0) | ~np.isfinite(ms.fillna(0))),
+           "response_ms is not a finite non-negative number")
 
     dup = df.duplicated(["rater_id", "task_id"], keep=False)
     if dup.any():

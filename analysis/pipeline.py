@@ -1,4 +1,10 @@
-"""The whole analysis of one study: validated responses in, summary.json + tables + figures + report out."""
+"""The whole analysis of one study: validated responses in, summary.json + tables + figures + report out.
+
+The primary test (`analysis.permutation.primary_test`, design-based, milliseconds) always runs;
+the secondary models (`analysis.models.fit_all`) unless `fit_models=False`. Degenerate data
+(one rater, an outcome constant within a condition, a variance component at zero) get a
+warning in `summary["warnings"]` and the affected model is reported as not fitted or singular.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,24 +14,26 @@ from tqdm.auto import tqdm
 
 from analysis import figures, tables
 from contracts.files import write_json_atomic, write_text_atomic
-from analysis.interrater import inter_rater
+from analysis.interrater import comparable_agreement, inter_rater
 from analysis.io import ResponsesError, add_outcomes
-from contracts.responses import CONDITIONS
+from contracts.responses import CONDITIONS, TARGETS
 from analysis.items import item_table
 from analysis.metrics import condition_metrics, differences
 from analysis.models import fit_all
 from analysis.observer import observer_markdown, observer_summary
+from analysis.permutation import DEFAULT_PERMUTATIONS, primary_tests
 from analysis.position_bias import position_bias
 from analysis.raters import DEFAULT_MIN_CATCH_ACCURACY, failing_catch, rater_table
 from analysis.report import render_report
+from analysis.verdict import verdicts
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2  # 2: primary, verdict, inter_rater_comparable, warnings, flow; robust intervals
 DEFAULT_BOOTSTRAP = 2000
 
 
 def summarize(responses: pd.DataFrame, *, exclude_failing_catch: bool = False,
               min_catch_accuracy: float = DEFAULT_MIN_CATCH_ACCURACY, seed: int = 0,
-              n_boot: int = DEFAULT_BOOTSTRAP, fit_models: bool = True,
+              n_boot: int = DEFAULT_BOOTSTRAP, fit_models: bool = True, n_permutations: int = DEFAULT_PERMUTATIONS,
               progress: bool = False, observer: dict | None = None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """Compute the summary dict, the per-rater table and the per-item table of validated responses.
 
@@ -45,12 +53,17 @@ def summarize(responses: pd.DataFrame, *, exclude_failing_catch: bool = False,
     for cond in CONDITIONS:
         for key in ("pairs_agree", "pairs_disagree", "pairs_ratio"):
             per_condition[cond][key] = agreement[cond][key]
+    primary = primary_tests(main, n_permutations=n_permutations, seed=seed)
     summary: dict = {
         "dense": per_condition["dense"],
         "spade": per_condition["spade"],
         "difference": differences(per_condition),
+        "primary": primary,
+        "verdict": verdicts(primary),
         "inter_rater": agreement,
+        "inter_rater_comparable": comparable_agreement(main, n_boot=n_boot, seed=seed),
         "position_bias": position_bias(main),
+        "targets": target_rates(main),
         "input": {
             "responses": int(len(df)),
             "catch_trials": int(df["is_catch"].sum()),
@@ -62,6 +75,8 @@ def summarize(responses: pd.DataFrame, *, exclude_failing_catch: bool = False,
             "analysed_ratings": int(len(main)),
             "analysed_raters": int(main["rater_id"].nunique()),
             "seed": int(seed),
+            "bootstrap_replicates": int(n_boot),
+            "permutations": int(n_permutations),
         },
         "summary_version": SUMMARY_VERSION,
     }
@@ -71,19 +86,92 @@ def summarize(responses: pd.DataFrame, *, exclude_failing_catch: bool = False,
                                         progress=lambda name: (bar.set_postfix_str(name), bar.update()))
     else:
         summary["models"] = None
+    summary["warnings"] = degenerate_cases(main, summary)
+    attach_robust_intervals(summary)
     if observer is not None:
         summary["observer"] = observer_summary(observer, main)
     return summary, raters, item_table(main)
 
 
+def target_rates(main: pd.DataFrame) -> dict[str, dict[str, object]]:
+    """Per target (true, predicted) and condition: counts and rates with Wilson intervals."""
+    out: dict[str, dict[str, object]] = {}
+    for target in TARGETS:
+        out[target] = condition_metrics(main[main["target"] == target])
+    return out
+
+
+# Below this, a variance component's estimate is reported as at its boundary (a singular fit).
+SINGULAR_SD = 0.05
+MODEL_OUTCOMES = {"net": "correct_region", "decided": "decided"}
+
+
+def degenerate_cases(main: pd.DataFrame, summary: dict) -> list[str]:
+    """Warnings for data the models cannot speak to; the affected entries of summary["models"] are marked."""
+    warnings: list[str] = []
+    models = summary.get("models") or {}
+    n_raters = int(main["rater_id"].nunique())
+    if n_raters < 2:
+        warnings.append(f"only {n_raters} rater: rater variation cannot be estimated; the mixed models, GEE and "
+                        "cluster bootstraps are not reported")
+        for key in [k for k in models if k != "bootstrap"]:
+            models[key] = {"fitted": False, "reason": "one rater: the rater variance is not identifiable"}
+        if models:
+            models["bootstrap"] = None
+    for outcome, col in MODEL_OUTCOMES.items():
+        constant = [c for c in CONDITIONS if (main["condition"] == c).any()
+                    and main.loc[main["condition"] == c, col].nunique() == 1]
+        if constant:
+            what = ", ".join(f"every {c} rating has {col} = {int(main.loc[main['condition'] == c, col].iloc[0])}"
+                             for c in constant)
+            warnings.append(f"separation in {outcome}: {what}; the log-odds ratio is infinite, so the models of "
+                            f"{outcome} are not reported (the permutation test and the rates still are)")
+            for kind in ("mixed", "gee"):
+                if f"{kind}_{outcome}" in models:
+                    models[f"{kind}_{outcome}"] = {"fitted": False,
+                                                   "reason": f"separation: {what} (no finite odds ratio)"}
+    for key, fit in models.items():
+        if key.startswith("mixed_") and isinstance(fit, dict) and fit.get("fitted"):
+            zero = [k[:-3] for k, v in fit.items() if k.endswith("_sd") and k != "sd" and isinstance(v, (int, float))
+                    and v < SINGULAR_SD]
+            if zero:
+                fit["singular"] = zero
+                warnings.append(f"{key}: singular fit, the {' and '.join(zero)} variance is estimated at ~0 "
+                                f"(SD < {SINGULAR_SD}); its variance components are not interpretable")
+    for outcome, test in summary["primary"].items():
+        if test.get("reason"):
+            warnings.append(f"primary test of {outcome} not run: {test['reason']}")
+    return warnings
+
+
+ROBUST_SOURCES = {"net": "net", "decision_rate": "decided"}
+
+
+def attach_robust_intervals(summary: dict) -> None:
+    """Give each SPADE - dense difference its cluster-robust interval (primary test, else two-way bootstrap)."""
+    boot = (summary.get("models") or {}).get("bootstrap") or {}
+    for metric, diff in summary["difference"].items():
+        robust = {"ci": None, "p": None, "method": "not run"}
+        test = summary["primary"].get(ROBUST_SOURCES.get(metric, ""), {})
+        if test.get("ci_low") is not None:
+            robust = {"ci": [test["ci_low"], test["ci_high"]], "p": test["p_value"],
+                      "method": "primary permutation test, inverted"}
+        elif boot.get("raters_and_items", {}).get(metric, {}).get("ci") is not None:
+            robust = {"ci": boot["raters_and_items"][metric]["ci"], "p": None,
+                      "method": "two-way cluster bootstrap (raters x items), percentile"}
+        diff["robust_ci"], diff["robust_p"], diff["robust_method"] = robust["ci"], robust["p"], robust["method"]
+
+
 def write_outputs(summary: dict, raters: pd.DataFrame, items: pd.DataFrame, out_dir: str | Path,
-                  source: str = "") -> list[Path]:
+                  source: str = "", plan: str | None = None, provenance: dict | None = None) -> list[Path]:
     """Write summary.json, the tables (CSV/MD/TeX), the figures (PNG/SVG) and report.md into out_dir."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [write_json_atomic(out / "summary.json", summary)]
     headline, headline_shown = tables.headline_table(summary)
     paths += tables.write_table(headline, out, "headline", headline_shown)
+    verdict, verdict_shown = tables.verdict_table(summary)
+    paths += tables.write_table(verdict, out, "verdict", verdict_shown)
     paper = tables.paper_table(summary)
     paths += tables.write_table(paper, out, "paper_comparison", tables.paper_display(paper))
     if summary.get("models"):
@@ -91,11 +179,17 @@ def write_outputs(summary: dict, raters: pd.DataFrame, items: pd.DataFrame, out_
         paths += tables.write_table(models, out, "models", tables.models_display(models))
     ir = tables.interrater_table(summary)
     paths += tables.write_table(ir, out, "inter_rater", tables.interrater_display(ir))
-    paths += tables.write_table(raters, out, "raters")
-    paths += tables.write_table(items, out, "items")
+    comparable, comparable_shown = tables.comparable_table(summary)
+    paths += tables.write_table(comparable, out, "inter_rater_comparable", comparable_shown)
+    paths += tables.write_table(raters, out, "raters", tables.raters_display(raters))
+    paths += tables.write_table(items, out, "items", tables.items_display(items))
     paths += figures.figure4(summary, out / "figure4")
-    paths += figures.rater_agreement(raters, summary, out / "rater_agreement")
-    paths.append(write_text_atomic(out / "report.md", render_report(summary, source)))
+    paths += figures.effect_plot(summary, out / "effect")
+    paths += figures.item_panel(items, out / "items")
+    paths += figures.target_panel(summary, out / "targets")
+    paths += figures.rater_net(raters, out / "rater_net")
+    paths.append(write_text_atomic(out / "report.md", render_report(summary, source, plan=plan,
+                                                                       provenance=provenance)))
     if summary.get("observer"):  # the machine observer's section (analysis.observer) closes the report
         report = out / "report.md"
         write_text_atomic(report, report.read_text(encoding="utf-8") + "\n" + observer_markdown(summary))
@@ -103,8 +197,33 @@ def write_outputs(summary: dict, raters: pd.DataFrame, items: pd.DataFrame, out_
 
 
 def run_analysis(responses: pd.DataFrame, out_dir: str | Path, *, source: str = "", progress: bool = False,
-                 **options) -> dict:
-    """`summarize` then `write_outputs`; returns the summary (options as in `summarize`)."""
+                 plan: str | None = None, provenance: dict | None = None, **options) -> dict:
+    """`summarize` then `write_outputs`; returns the summary (options as in `summarize`; `plan`: plan.md text)."""
     summary, raters, items = summarize(responses, progress=progress, **options)
-    write_outputs(summary, raters, items, out_dir, source)
+    write_outputs(summary, raters, items, out_dir, source, plan=plan, provenance=provenance)
     return summary
+
+
+PROVENANCE_PACKAGES = ("spade-study", "numpy", "pandas", "scipy", "statsmodels", "krippendorff", "matplotlib")
+
+
+def provenance(input_path: str | Path | None) -> dict:
+    """The input file's sha256 and the versions of Python and the packages the numbers come from."""
+    import hashlib
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    sha = None
+    if input_path is not None and Path(input_path).is_file():
+        digest = hashlib.sha256()
+        with open(input_path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        sha = digest.hexdigest()
+    return {"sha256": sha, "versions": versions}

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 
 def main(argv: list[str]) -> int:
-    """Run `spade-study analyze ...`; `analyze power ...` gets the study's planner."""
+    """Run `spade-study analyze ...`; `analyze power ...` and `analyze plan ...` get the study's planner."""
     from analysis.cli import main as analysis_main
 
-    if argv and argv[0] == "power":
+    if argv and argv[0] in ("power", "plan"):
         from study.assignment import simulate_assignments
 
         return analysis_main(argv, assign=simulate_assignments)

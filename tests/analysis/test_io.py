@@ -10,6 +10,7 @@ from analysis.examples import COLUMNS, paper_responses, responses_frame, write_c
 
 from analysis.cli import main as analyze
 from analysis.io import ResponsesError, load_responses, read_responses_csv, read_responses_db
+from contracts.responses import COLUMNS as CONTRACT_COLUMNS
 
 GOOD = [("a", "t1", "i1", "spade", "A", "A"), ("b", "t1", "i1", "spade", "B", "A"),
         ("a", "t2", "i2", "dense", "undecided", "B"), ("b", "t3", "i3", "dense", "A", "A", 1)]
@@ -27,7 +28,7 @@ def test_db_and_csv_give_the_same_table(tmp_path):
     digest = hashlib.sha256(db.read_bytes()).hexdigest()
     from_db = read_responses_db(db)
     pd.testing.assert_frame_equal(from_csv, from_db)
-    assert len(from_csv) == 818 and list(from_csv.columns) == COLUMNS
+    assert len(from_csv) == 818 and list(from_csv.columns) == list(CONTRACT_COLUMNS)
     assert from_csv["is_catch"].dtype.kind == "i" and from_csv["response_ms"].dtype.kind == "f"
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest  # opened read-only, left untouched
 
@@ -77,7 +78,10 @@ def test_unknown_choice_names_every_line(tmp_path):
     ("target", "both", "unknown target 'both'"),
     ("correct", "undecided", "unknown correct 'undecided'"),
     ("is_catch", "yes", "unknown is_catch 'yes'"),
-    ("response_ms", "soon", "response_ms is not a non-negative number"),
+    ("response_ms", "soon", "response_ms is not a finite non-negative number"),
+    ("response_ms", "inf", "response_ms is not a finite non-negative number"),
+    ("response_ms", "1e400", "response_ms is not a finite non-negative number"),
+    ("response_ms", "-5", "response_ms is not a finite non-negative number"),
     ("rater_id", "", "empty rater_id"),
 ])
 def test_other_bad_values(tmp_path, column, value, expected):

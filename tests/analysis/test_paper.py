@@ -15,7 +15,9 @@ from analysis.cli import main as analyze
 from analysis.paper import PUBLISHED
 
 REPO = Path(__file__).resolve().parents[2]
-OUTPUT_STEMS = ["headline", "paper_comparison", "models", "inter_rater", "raters", "items"]
+OUTPUT_STEMS = ["headline", "verdict", "paper_comparison", "models", "inter_rater", "inter_rater_comparable", "raters",
+                "items"]
+FIGURES = ["figure4", "effect", "items", "targets", "rater_net"]
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +110,7 @@ def test_every_output_is_written(runs):
     assert raters.loc[raters["rater_id"] == FAILING_RATER, "catch_accuracy"].item() == pytest.approx(1 / 3)
     items = pd.read_csv(out / "items.csv")
     assert items["n_spade"].sum() == 388 and items["n_dense"].sum() == 358
-    for stem in ("figure4", "rater_agreement"):
+    for stem in FIGURES:
         with Image.open(out / f"{stem}.png") as im:
             assert im.size[0] > 300 and im.size[1] > 300
         assert (out / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
@@ -122,6 +124,14 @@ def test_report_puts_the_paper_beside_the_measurement(runs):
     assert "275 / 83" in report and "247 / 89" in report
     assert "5.3" in report and "6.3" in report  # the paper's inconsistent agreement difference is flagged
     assert "descriptive" in report and "BinomialBayesMixedGLM" in report
+    # the primary test and its verdict come first; everything else is labelled secondary
+    assert report.index("## Primary outcome") < report.index("## Secondary")
+    assert all(h.startswith(("Primary", "Secondary", "Participant", "Pre-registration", "Warnings", "Software",
+                             "Files", "Replication")) for h in
+               [ln.lstrip("# ") for ln in report.splitlines() if ln.startswith("## ") or ln.startswith("### ")])
+    assert "| net agreement (primary)   | 13.1 [6.2, 19.9]" in report and "replicated" in report
+    assert "sha256 " in report and "statsmodels " in report  # input hash and package versions
+    assert "| analysed | 24 | 746 |" in report  # participant flow
     assert "r23" in report  # the rater failing catch trials is named, not silently dropped
 
 
