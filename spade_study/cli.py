@@ -20,8 +20,6 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "analyze": ("spade_study.analyze", "main", "analyze a study's responses (`analyze power` plans a study)"),
     "demo": ("spade_study.demo", "main", "build the embedded default study and serve it"),
     "observe": ("observer.cli", "main", "a machine observer answers every task of a bundle (results in BUNDLE/observer/)"),
-    "observe": ("observer.cli", "main", "a machine observer answers every task of a bundle (results in BUNDLE/observer/)"),
-    "observe": ("observer.cli", "main", "a machine observer answers every task of a bundle (results in BUNDLE/observer/)"),
     "trojan": ("saliency.cli", "trojan_main", "plant Trojan patches into a classifier by fine-tuning (saliency ground truth)"),
     "saliency": ("saliency.cli", "saliency_main", "the paper's saliency benchmark on a Trojan model, dense vs SPADE (Tables 1-2)"),
 }
