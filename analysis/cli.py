@@ -82,8 +82,6 @@ def build_parser() -> OneLineParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--observer", type=Path, default=None, metavar="PATH",
                    help="machine observer results (a bundle, its observer/ folder or one CSV) to report beside the humans'")
-    p.add_argument("--observer", type=Path, default=None, metavar="PATH",
-                   help="machine observer results (a bundle, its observer/ folder or one CSV) to report beside the humans'")
     return p
 
 
@@ -131,15 +129,6 @@ def main(argv: list[str] | None = None, assign: Callable | None = None) -> int:
     except ResponsesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    observer = None
-    if args.observer is not None:
-        from analysis.observer import ObserverError, load_observer
-
-        try:
-            observer = load_observer(args.observer, responses)
-        except ObserverError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
     observer = None
     if args.observer is not None:
         from analysis.observer import ObserverError, load_observer

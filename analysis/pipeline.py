@@ -21,7 +21,6 @@ from analysis.items import item_table
 from analysis.metrics import condition_metrics, differences
 from analysis.models import fit_all
 from analysis.observer import observer_markdown, observer_summary
-from analysis.observer import observer_markdown, observer_summary
 from analysis.permutation import DEFAULT_PERMUTATIONS, primary_tests
 from analysis.position_bias import position_bias
 from analysis.raters import DEFAULT_MIN_CATCH_ACCURACY, failing_catch, rater_table
@@ -89,8 +88,6 @@ def summarize(responses: pd.DataFrame, *, exclude_failing_catch: bool = False,
         summary["models"] = None
     summary["warnings"] = degenerate_cases(main, summary)
     attach_robust_intervals(summary)
-    if observer is not None:
-        summary["observer"] = observer_summary(observer, main)
     if observer is not None:
         summary["observer"] = observer_summary(observer, main)
     return summary, raters, item_table(main)
@@ -193,9 +190,6 @@ def write_outputs(summary: dict, raters: pd.DataFrame, items: pd.DataFrame, out_
     paths += figures.rater_net(raters, out / "rater_net")
     paths.append(write_text_atomic(out / "report.md", render_report(summary, source, plan=plan,
                                                                        provenance=provenance)))
-    if summary.get("observer"):  # the machine observer's section (analysis.observer) closes the report
-        report = out / "report.md"
-        write_text_atomic(report, report.read_text(encoding="utf-8") + "\n" + observer_markdown(summary))
     if summary.get("observer"):  # the machine observer's section (analysis.observer) closes the report
         report = out / "report.md"
         write_text_atomic(report, report.read_text(encoding="utf-8") + "\n" + observer_markdown(summary))

@@ -25,7 +25,6 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 from contracts.observer import ObserverError, bundle_summaries  # noqa: E402
-from contracts.observer import ObserverError, bundle_summaries  # noqa: E402
 from study.config import ConfigError, load_config  # noqa: E402
 from study.db import StudyDBError  # noqa: E402
 from study.export import backup_bytes, responses_csv_text  # noqa: E402
@@ -266,20 +265,6 @@ def machine_observer_table(bundle: Path) -> None:
         st.dataframe(rows, hide_index=True)
 
 
-def machine_observer_table(bundle: Path) -> None:
-    """The machine observer's rates per condition beside the humans', when `spade-study observe` left results."""
-    try:
-        rows = bundle_summaries(bundle)
-    except ObserverError as exc:
-        st.warning(f"The machine observer's results cannot be read: {exc}")
-        return
-    if rows:
-        st.subheader("Machine observer on the same tasks")
-        st.caption("One answer per task of the bundle (BUNDLE/observer/, docs/observer.md): compare its "
-                   "decision_rate, agreement and net_agreement with the raters' above.")
-        st.dataframe(rows, hide_index=True)
-
-
 def admin_page(svc: StudyService) -> None:
     """Progress, raters and live results; downloads of the responses CSV and a backup. Password protected."""
     st.title("Admin")
@@ -302,7 +287,6 @@ def admin_page(svc: StudyService) -> None:
         col.metric(label, t[key])
     st.subheader("Progress and results per condition")
     st.dataframe(stats["conditions"], hide_index=True)
-    machine_observer_table(svc.bundle)
     machine_observer_table(svc.bundle)
     st.subheader("Raters")
     st.dataframe(stats["raters"], hide_index=True)
