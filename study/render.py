@@ -4,6 +4,7 @@ Class names never reach this module: it gets pixels and boxes only.
 """
 from __future__ import annotations
 
+import io
 from functools import lru_cache
 from pathlib import Path
 
@@ -12,6 +13,30 @@ from PIL import Image, ImageDraw, ImageFont
 # Blue and orange stay distinguishable for the common colour-vision deficiencies.
 SIDE_COLOURS = {"A": (31, 119, 255), "B": (255, 127, 14)}
 DISPLAY_SIZE = 448  # the photo is shown at twice the model's 224 px input
+MIN_LABEL_CONTRAST = 4.5  # WCAG AA for normal text
+JPEG_QUALITY = 92  # photos: a tenth of the PNG bytes, no visible loss at this size
+
+
+def relative_luminance(rgb: tuple[int, int, int]) -> float:
+    """WCAG 2 relative luminance of an sRGB colour."""
+    def lin(c: int) -> float:
+        v = c / 255
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (lin(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(fg: tuple[int, int, int], bg: tuple[int, int, int]) -> float:
+    """WCAG 2 contrast ratio of two colours (1 to 21)."""
+    hi, lo = sorted((relative_luminance(fg), relative_luminance(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def label_text_colour(bg: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever reads better on `bg` (white on this orange is only 2.5:1)."""
+    black, white = (0, 0, 0), (255, 255, 255)
+    return black if contrast_ratio(black, bg) >= contrast_ratio(white, bg) else white
 
 
 @lru_cache(maxsize=256)
@@ -46,7 +71,7 @@ def draw_regions(image: Image.Image, box_a: list[int], box_b: list[int], size: i
         # The tag sits just inside the box's top-left corner so it never leaves the picture.
         tx0, ty0 = x0, y0
         draw.rectangle([tx0, ty0, tx0 + tw + 2 * pad, ty0 + th + 2 * pad], fill=colour)
-        draw.text((tx0 + pad - tb[0], ty0 + pad - tb[1]), side, fill=(255, 255, 255), font=font)
+        draw.text((tx0 + pad - tb[0], ty0 + pad - tb[1]), side, fill=label_text_colour(colour), font=font)
     return out
 
 
@@ -82,3 +107,41 @@ def task_images(
         "crop_a": framed(crop_region(image, box_a), "A"),
         "crop_b": framed(crop_region(image, box_b), "B"),
     }
+
+
+def jpeg_bytes(image: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
+    """Encode a picture as JPEG bytes (what the page sends; st.image would re-encode a PIL image on every rerun)."""
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def picture_format(data: bytes) -> str:
+    """"PNG" or "JPEG": the format of encoded picture bytes (st.image re-encodes bytes whose format it is not told)."""
+    return "PNG" if data[:8] == b"\x89PNG\r\n\x1a\n" else "JPEG"
+
+
+@lru_cache(maxsize=512)
+def _task_picture_bytes(image_path: str, visualization_path: str | None, box_a: tuple, box_b: tuple, correct: str) -> tuple:
+    image = load_rgb(image_path)
+    pics = {
+        "photo": jpeg_bytes(draw_regions(image, list(box_a), list(box_b))),
+        "crop_a": jpeg_bytes(framed(crop_region(image, list(box_a)), "A")),
+        "crop_b": jpeg_bytes(framed(crop_region(image, list(box_b)), "B")),
+    }
+    if visualization_path is None:
+        vis = jpeg_bytes(crop_region(image, list(box_a) if correct == "A" else list(box_b), 224))
+    else:
+        # The stimulus itself goes out byte for byte when it is a PNG or JPEG file (no re-encoding).
+        raw = Path(visualization_path).read_bytes()
+        vis = raw if raw[:8] == b"\x89PNG\r\n\x1a\n" or raw[:3] == b"\xff\xd8\xff" else jpeg_bytes(load_rgb(visualization_path))
+    return (("visualization", vis), *pics.items())
+
+
+def task_picture_bytes(
+    image_path: str | Path, visualization_path: str | Path | None, box_a: list[int], box_b: list[int], correct: str
+) -> dict[str, bytes]:
+    """The four pictures of a task as JPEG bytes, drawn and encoded once per task layout and then cached
+    (512 layouts of ~150 kB: at most ~80 MB; many raters see the same tasks)."""
+    vis = None if visualization_path is None else str(visualization_path)
+    return dict(_task_picture_bytes(str(image_path), vis, tuple(box_a), tuple(box_b), correct))
