@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from efficientnet_lite_pytorch.utils import Conv2dStaticSamePadding
 from torch import nn
 
-from spade.capture import HessianAccumulator, capture_hessians, grouped_weight, weight_groups
+from spade.capture import HessianAccumulator, capture_hessians, grouped_weight, im2col_gram, symmetric_gram, weight_groups
 
 
 CONVS = [
@@ -17,6 +17,11 @@ CONVS = [
     dict(in_channels=4, out_channels=8, kernel_size=2, stride=2, padding=1, padding_mode="reflect"),
     dict(in_channels=4, out_channels=4, kernel_size=3, padding="same", dilation=2),
     dict(in_channels=4, out_channels=8, kernel_size=1, stride=2, bias=False),
+    # the translation (band) gram: row phases of strided convs, dilation, kernel rows that see only padding
+    dict(in_channels=3, out_channels=4, kernel_size=3, stride=2, padding=1),
+    dict(in_channels=3, out_channels=4, kernel_size=5, stride=3, padding=4, dilation=2),
+    dict(in_channels=4, out_channels=4, kernel_size=(5, 2), stride=(2, 1), padding=(3, 0), groups=2),
+    dict(in_channels=2, out_channels=2, kernel_size=3, stride=2, padding=1, padding_mode="circular"),
 ]
 
 
@@ -102,3 +107,24 @@ def test_one_pass_captures_every_layer_of_a_model() -> None:
     assert len(calls) == 3  # one forward per batch, all layers at once
     assert set(accs) == {"0", "2", "4"}
     assert accs["0"].n == 6 * 64 and accs["2"].H.shape == (4, 9, 9) and accs["4"].n == 6
+
+
+def test_symmetric_gram_matches_the_full_product_above_the_block_size() -> None:
+    torch.manual_seed(0)
+    A = torch.randn(2, 700, 90, dtype=torch.float64)  # 3 blocks of 256: the upper-triangle path
+    assert torch.allclose(symmetric_gram(A), A @ A.transpose(1, 2))
+    small = A[:, :100]
+    assert torch.allclose(symmetric_gram(small), small @ small.transpose(1, 2))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_band_gram_equals_im2col_gram_on_a_dense_layer(stride: int) -> None:
+    # the two fast paths of conv_gram agree on the same layer (a 3x3 conv of 16 channels)
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 8, 3, stride=stride, padding=1)
+    x = torch.randn(3, 16, 12, 10, dtype=torch.float64)
+    conv = conv.double()
+    acc = HessianAccumulator(conv, torch.device("cpu"), dtype=torch.float64)
+    acc.add(x)
+    gram, m = im2col_gram(conv, x)
+    assert m == acc.n and torch.allclose(acc.H * m, gram)
