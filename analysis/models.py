@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
+from scipy import sparse
 from scipy.stats import norm
 from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
@@ -35,6 +36,11 @@ OUTCOMES: dict[str, tuple[str, str | None]] = {
     "decided": ("decided", None),
 }
 Z95 = float(norm.ppf(0.975))
+# Random intercepts of the secondary model, in lme4 terms (1|rater) + (1|item) + (1|task) + (1|item:condition):
+# a task (item x condition x target) is one visualization, which every rating of it shares.
+RANDOM_TERMS: tuple[str, ...] = ("rater", "item", "task", "item_condition")
+TERM_COLUMNS: dict[str, str] = {"rater": "rater_id", "item": "item_id", "task": "task_id",
+                                "item_condition": "item_condition"}
 
 
 def _skip(reason: str) -> dict[str, object]:
@@ -49,15 +55,33 @@ def _check(df: pd.DataFrame, y: str) -> str | None:
     return None
 
 
-def mixed_logit(df: pd.DataFrame, outcome: str = "net", seed: int = 0) -> dict[str, object]:
-    """Primary test: logistic mixed model `y ~ spade` with crossed random intercepts for rater and item."""
+def _random_effects(data: pd.DataFrame, terms: tuple[str, ...]) -> tuple[sparse.csr_array, np.ndarray]:
+    """The sparse indicator matrix of the random intercepts of `terms` (one block per term) and its `ident`."""
+    blocks, ident = [], []
+    for k, term in enumerate(terms):
+        _, idx = np.unique(data[term].to_numpy(), return_inverse=True)
+        blocks.append(sparse.csr_array((np.ones(len(idx)), (np.arange(len(idx)), idx)), shape=(len(idx), idx.max() + 1)))
+        ident.append(np.full(idx.max() + 1, k))
+    return sparse.hstack(blocks, format="csr"), np.concatenate(ident)
+
+
+def mixed_logit(df: pd.DataFrame, outcome: str = "net", seed: int = 0, task_terms: bool = True) -> dict[str, object]:
+    """Secondary model: logistic mixed `y ~ spade` with random intercepts for rater, item and (default) task, item:condition."""
     y, _ = OUTCOMES[outcome]
-    data = df[[y, "spade", "rater_id", "item_id"]].rename(columns={y: "y"})
+    data = df[[y, "spade", "rater_id", "item_id", "task_id"]].rename(columns={y: "y"})
     reason = _check(data, "y")
     if reason:
         return _skip(reason)
-    model = BinomialBayesMixedGLM.from_formula(
-        "y ~ spade", {"rater": "0 + C(rater_id)", "item": "0 + C(item_id)"}, data)
+    if data["rater_id"].nunique() < 2:
+        return _skip("fewer than 2 raters: a rater variance cannot be estimated")
+    data = data.assign(item_condition=data["item_id"].astype(str) + "/" + data["spade"].astype(str))
+    terms = RANDOM_TERMS if task_terms else RANDOM_TERMS[:2]
+    # Indicator matrices built sparse: the formula interface builds them dense first (200,000 ratings x
+    # 5,000 raters is 8 GB), statsmodels then stores them sparse anyway.
+    exog_vc, ident = _random_effects(data, tuple(TERM_COLUMNS[t] for t in terms))
+    exog = np.column_stack([np.ones(len(data)), data["spade"].to_numpy(dtype=float)])
+    model = BinomialBayesMixedGLM(data["y"].to_numpy(dtype=float), exog, exog_vc, ident,
+                                  fep_names=["Intercept", "spade"], vcp_names=list(terms))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         # scale_fe centres the 0/1 condition column: mean-field VB treats the intercept and
@@ -70,19 +94,21 @@ def mixed_logit(df: pd.DataFrame, outcome: str = "net", seed: int = 0) -> dict[s
         fit = model.fit_vb(fit_method="L-BFGS-B", scale_fe=True, rng=np.random.default_rng(seed))
     mean, sd = float(fit.fe_mean[1]), float(fit.fe_sd[1])
     z = mean / sd
-    names = list(model.vcp_names)
-    return {
+    out = {
         "fitted": True,
-        "model": "BinomialBayesMixedGLM, variational Bayes: y ~ spade + (1 | rater) + (1 | item)",
+        "model": "BinomialBayesMixedGLM, variational Bayes: y ~ spade + " + " + ".join(
+            f"(1 | {t.replace('_', ':')})" for t in terms),
         "outcome": outcome,
         "n": int(len(data)), "raters": int(data["rater_id"].nunique()), "items": int(data["item_id"].nunique()),
+        "tasks": int(data["task_id"].nunique()),
         "log_odds": mean, "sd": sd, "ci": [mean - Z95 * sd, mean + Z95 * sd],
         "odds_ratio": float(np.exp(mean)), "odds_ratio_ci": [float(np.exp(mean - Z95 * sd)), float(np.exp(mean + Z95 * sd))],
         "z": z, "p": float(2 * norm.sf(abs(z))),
-        "rater_sd": float(np.exp(fit.vcp_mean[names.index("rater")])),
-        "item_sd": float(np.exp(fit.vcp_mean[names.index("item")])),
         "converged": bool(fit.optim_retvals.success),
     }
+    for k, term in enumerate(terms):  # statsmodels' variance parameters are log standard deviations
+        out[f"{term}_sd"] = float(np.exp(fit.vcp_mean[k]))
+    return out
 
 
 def gee_logit(df: pd.DataFrame, outcome: str = "net") -> dict[str, object]:

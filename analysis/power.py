@@ -5,8 +5,12 @@ Each simulated study runs the study's own assignment planner (injected as
 (per-condition decision and agreement rates, default the paper's, with random
 rater and item effects on the log-odds scale), sends the answers through the
 same validation as real responses, and applies the primary test
-(`analysis.models.mixed_logit` on net agreement). Power is the share of
-simulated studies where SPADE's effect is positive at the two-sided 5% level.
+(`analysis.permutation.primary_test` on net agreement: whole tasks' condition
+labels swapped within each (item, target), two-sided). Power is the share of
+simulated studies that reject at the two-sided 5% level (`power`); the share
+that reject with SPADE ahead is kept beside it (`power_positive`). With
+`secondary=True` each study also fits the secondary mixed model
+(`analysis.models.mixed_logit`, about a second per study).
 
 The planner is called with keyword arguments:
 `assign(n_raters=, tasks_per_rater=, n_items=, ratings_per_task=, seed=)` and returns
@@ -37,12 +41,17 @@ from tqdm.auto import tqdm
 from contracts.files import write_json_atomic, write_text_atomic
 from analysis.io import add_outcomes, validate_responses
 from contracts.responses import CONDITIONS
-from analysis.metrics import wilson
+from analysis.metrics import condition_rates, wilson
 from analysis.models import mixed_logit
 from analysis.paper import COUNTS
+from analysis.permutation import ALPHA, primary_test
 
 Planner = Callable[..., list[dict]]
 SIMS_FILE, CONFIG_FILE = "power_sims.jsonl", "power_config.json"
+# Monte Carlo permutations per simulated study: enough for a p-value near 0.05 (its Monte Carlo SD is
+# about 0.005), and a few milliseconds per study.
+POWER_PERMUTATIONS = 1999
+TEST_NAME = "permutation test of whole tasks within (item, target), net agreement, two-sided, alpha 0.05"
 
 
 def _paper_rate(cond: str, num: str, den: str) -> float:
@@ -71,6 +80,13 @@ class RaterModel:
         default_factory=lambda: {c: _paper_rate(c, "correct", "decided") for c in CONDITIONS})
     rater_sd: float = 0.5  # SD of rater random intercepts (log-odds), for deciding and for agreeing
     item_sd: float = 0.5  # SD of item random intercepts (log-odds)
+    task_sd: float = 0.0  # SD of task (item x condition x target) intercepts: ratings of one visualization alike
+    item_condition_sd: float = 0.0  # SD of item x condition intercepts: an image's visualization in one condition
+
+    @property
+    def total_sd(self) -> float:
+        """SD of the sum of the random effects on the log-odds scale."""
+        return float(np.sqrt(self.rater_sd ** 2 + self.item_sd ** 2 + self.task_sd ** 2 + self.item_condition_sd ** 2))
 
 
 def simulate_responses(assignments: list[dict], model: RaterModel, rng: np.random.Generator) -> pd.DataFrame:
@@ -87,7 +103,16 @@ def simulate_responses(assignments: list[dict], model: RaterModel, rng: np.rando
     effects = {k: (rng.normal(0, model.rater_sd, len(raters))[r_idx] + rng.normal(0, model.item_sd, len(items))[i_idx])
                for k in ("decision", "agreement")}
     cond = a["condition"].to_numpy()
-    sd = float(np.hypot(model.rater_sd, model.item_sd))
+    task_id = a["task_id"].astype(str) if "task_id" in a else (
+        a["item_id"].astype(str) + "/" + a["condition"] + "/" + a["target"])
+    # Drawn only when asked for, so that studies without them keep their seeded answers.
+    for sd_name, key in (("task_sd", task_id), ("item_condition_sd", a["item_id"].astype(str) + "/" + a["condition"])):
+        sd_value = getattr(model, sd_name)
+        if sd_value > 0:
+            levels, idx = np.unique(key.to_numpy(), return_inverse=True)
+            for k in effects:
+                effects[k] = effects[k] + rng.normal(0, sd_value, len(levels))[idx]
+    sd = model.total_sd
     base = {k: {c: marginal_intercept(getattr(model, k)[c], sd) for c in CONDITIONS} for k in ("decision", "agreement")}
     p_dec = expit(np.array([base["decision"][c] for c in cond]) + effects["decision"])
     p_agr = expit(np.array([base["agreement"][c] for c in cond]) + effects["agreement"])
@@ -97,8 +122,6 @@ def simulate_responses(assignments: list[dict], model: RaterModel, rng: np.rando
     other = np.where(correct == "A", "B", "A")
     choice = np.where(decided, np.where(agrees, correct, other), "undecided")
     ms = rng.integers(1500, 25000, n)
-    task_id = a["task_id"].astype(str) if "task_id" in a else (
-        a["item_id"].astype(str) + "/" + a["condition"] + "/" + a["target"])
     return pd.DataFrame({
         "rater_id": a["rater_id"].astype(str), "task_id": task_id, "item_id": a["item_id"].astype(str),
         "condition": a["condition"], "target": a["target"], "choice": choice, "correct": correct, "is_catch": "0",
@@ -112,19 +135,27 @@ def sim_seed(seed: int, n_raters: int, sim: int) -> int:
 
 
 def simulate_study(assign: Planner, n_raters: int, sim: int, *, tasks_per_rater: int, n_items: int,
-                   ratings_per_task: int, model: RaterModel, seed: int) -> dict:
+                   ratings_per_task: int, model: RaterModel, seed: int, permutations: int = POWER_PERMUTATIONS,
+                   secondary: bool = False) -> dict:
     """Plan, answer and test one simulated study; returns its record for power_sims.jsonl."""
     s = sim_seed(seed, n_raters, sim)
     plan = assign(n_raters=n_raters, tasks_per_rater=tasks_per_rater, n_items=n_items,
                   ratings_per_task=ratings_per_task, seed=s)
     raw = simulate_responses(plan, model, np.random.default_rng(s))
     df = add_outcomes(validate_responses(raw, source="simulated responses"))
-    fit = mixed_logit(df, "net", seed=s)
-    net = {c: float(df.loc[df["condition"] == c, "correct_region"].mean()) for c in CONDITIONS}
-    return {"raters": n_raters, "sim": sim, "ratings": int(len(df)), "fitted": bool(fit["fitted"]),
-            "log_odds": fit.get("log_odds"), "z": fit.get("z"),
-            "detected": bool(fit["fitted"] and fit["z"] > 1.959963984540054),
-            "net_dense": net["dense"], "net_spade": net["spade"]}
+    test = primary_test(df, "net", n_permutations=permutations, seed=s)
+    tested = test["p_value"] is not None
+    net = condition_rates(df)["net"].to_dict()
+    rec = {"raters": n_raters, "sim": sim, "ratings": int(len(df)), "fitted": tested,
+           "estimate": test["estimate"], "p": test["p_value"],
+           "detected": bool(tested and test["p_value"] < ALPHA),
+           "detected_positive": bool(tested and test["p_value"] < ALPHA and test["estimate"] > 0),
+           "net_dense": net["dense"], "net_spade": net["spade"]}
+    if secondary:
+        fit = mixed_logit(df, "net", seed=s)
+        rec.update(mixed_fitted=bool(fit["fitted"]), mixed_z=fit.get("z"),
+                   mixed_detected=bool(fit["fitted"] and fit["p"] < ALPHA))
+    return rec
 
 
 def _load_done(path: Path) -> dict[tuple[int, int], dict]:
@@ -141,13 +172,14 @@ def _load_done(path: Path) -> dict[tuple[int, int], dict]:
 
 def run_power(assign: Planner, rater_counts: list[int], sims: int, out_dir: str | Path, *, tasks_per_rater: int,
               n_items: int, ratings_per_task: int = 2, model: RaterModel | None = None, seed: int = 0,
-              jobs: int = 1, progress: bool = True) -> pd.DataFrame:
+              jobs: int = 1, progress: bool = True, secondary: bool = False) -> pd.DataFrame:
     """Simulate `sims` studies per rater count (resuming from out_dir) and return the power table."""
     model = model or RaterModel()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = {"tasks_per_rater": tasks_per_rater, "items": n_items, "ratings_per_task": ratings_per_task,
-              "seed": seed, "model": asdict(model), "test": "mixed logit, net agreement, z > 1.96"}
+              "seed": seed, "model": asdict(model), "test": TEST_NAME, "permutations": POWER_PERMUTATIONS,
+              "secondary": bool(secondary)}
     cfg_path = out / CONFIG_FILE
     if cfg_path.is_file():
         old = json.loads(cfg_path.read_text())
@@ -161,7 +193,7 @@ def run_power(assign: Planner, rater_counts: list[int], sims: int, out_dir: str 
     write_text_atomic(sims_path, "".join(json.dumps(rec) + "\n" for rec in done.values()))
     todo = [(r, i) for r in rater_counts for i in range(sims) if (r, i) not in done]
     kwargs = dict(tasks_per_rater=tasks_per_rater, n_items=n_items, ratings_per_task=ratings_per_task,
-                  model=model, seed=seed)
+                  model=model, seed=seed, secondary=secondary)
     bar = tqdm(total=len(todo), desc="simulated studies", unit="study", disable=not progress)
     with open(sims_path, "a") as fh:
         def record(rec: dict) -> None:
@@ -187,15 +219,20 @@ def run_power(assign: Planner, rater_counts: list[int], sims: int, out_dir: str 
 
 
 def power_table(records: list[dict]) -> pd.DataFrame:
-    """Per rater count: ratings, simulated studies, power with a Wilson interval, mean net agreement per condition."""
+    """Per rater count: ratings, simulated studies, power (two-sided) with a Wilson interval, mean net per condition."""
     df = pd.DataFrame(records)
     rows = []
     for r, g in df.groupby("raters", sort=True):
         k, n = int(g["detected"].sum()), int(len(g))
         lo, hi = wilson(k, n)
-        rows.append({"raters": int(r), "ratings": int(round(g["ratings"].mean())), "sims": n, "power": k / n,
-                     "power_lo": lo, "power_hi": hi, "not_fitted": int((~g["fitted"]).sum()),
-                     "net_dense": float(g["net_dense"].mean()), "net_spade": float(g["net_spade"].mean())})
+        row = {"raters": int(r), "ratings": int(round(g["ratings"].mean())), "sims": n, "power": k / n,
+               "power_lo": lo, "power_hi": hi, "power_positive": float(g["detected_positive"].mean()),
+               "not_fitted": int((~g["fitted"]).sum()),
+               "net_dense": float(g["net_dense"].mean()), "net_spade": float(g["net_spade"].mean())}
+        if "mixed_detected" in g:
+            km = int(g["mixed_detected"].sum())
+            row.update(mixed_power=km / n, mixed_power_lo=wilson(km, n)[0], mixed_power_hi=wilson(km, n)[1])
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -207,6 +244,10 @@ def power_markdown(table: pd.DataFrame) -> str:
                              for p, lo, hi in zip(table["power"], table["power_lo"], table["power_hi"])],
         "mean net dense %": (100 * table["net_dense"]).round(1), "mean net SPADE %": (100 * table["net_spade"]).round(1),
     })
+    if "mixed_power" in table:
+        shown.insert(4, "secondary mixed model % [95% CI]", [
+            f"{100 * p:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+            for p, lo, hi in zip(table["mixed_power"], table["mixed_power_lo"], table["mixed_power_hi"])])
     return shown.to_markdown(index=False)
 
 
@@ -260,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="agreement rates among decided (default the paper's 0.736,0.799)")
     p.add_argument("--rater-sd", type=float, default=default.rater_sd, help="rater SD on the log-odds scale (0.5)")
     p.add_argument("--item-sd", type=float, default=default.item_sd, help="item SD on the log-odds scale (0.5)")
+    p.add_argument("--task-sd", type=float, default=default.task_sd,
+                   help="task (one visualization) SD on the log-odds scale (0)")
+    p.add_argument("--item-condition-sd", type=float, default=default.item_condition_sd,
+                   help="item x condition SD on the log-odds scale (0)")
+    p.add_argument("--secondary", action="store_true",
+                   help="also fit the secondary mixed model in each study (about 1 s per study)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--jobs", type=_positive_int, default=1, help="worker processes (default 1)")
     p.add_argument("--out", type=Path, default=None,
@@ -282,22 +329,22 @@ def main(argv: list[str], assign: Planner | None) -> int:
               "power` (which passes study.assignment.simulate_assignments) or call analysis.power.main(argv, assign)",
               file=sys.stderr)
         return 2
-    if args.rater_sd < 0 or args.item_sd < 0:
-        print("error: --rater-sd and --item-sd must be >= 0", file=sys.stderr)
+    if min(args.rater_sd, args.item_sd, args.task_sd, args.item_condition_sd) < 0:
+        print("error: --rater-sd, --item-sd, --task-sd and --item-condition-sd must be >= 0", file=sys.stderr)
         return 2
     counts = args.rater_counts or sorted({max(2, round(args.raters * f)) for f in (0.5, 1, 1.5, 2)})
     out = args.out or Path(f"power-r{args.raters}-t{args.tasks_per_rater}-i{args.items}-k{args.ratings_per_task}"
                            f"-seed{args.seed}")
     model = RaterModel(decision=args.decision, agreement=args.agreement, rater_sd=args.rater_sd,
-                       item_sd=args.item_sd)
+                       item_sd=args.item_sd, task_sd=args.task_sd, item_condition_sd=args.item_condition_sd)
     try:
         table = run_power(assign, counts, args.sims, out, tasks_per_rater=args.tasks_per_rater, n_items=args.items,
                           ratings_per_task=args.ratings_per_task, model=model, seed=args.seed,
-                          jobs=min(args.jobs, os.cpu_count() or 1), progress=not args.quiet)
+                          jobs=min(args.jobs, os.cpu_count() or 1), progress=not args.quiet, secondary=args.secondary)
     except ValueError as exc:  # the planner's refusals (e.g. more tasks than images) and a foreign --out
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    print(f"Power of the primary test (mixed logit on net agreement, SPADE > dense at the 5% level); "
+    print(f"Power of the primary test (permutation test of whole tasks on net agreement, two-sided, 5% level); "
           f"{args.tasks_per_rater} tasks per rater, {args.items} items, {args.ratings_per_task} ratings per task:")
     print(power_markdown(table))
     print(f"wrote {out}/power.csv, power.md and {SIMS_FILE} (rerun the same command to resume or extend)")
