@@ -34,16 +34,28 @@ from observer.decision import decide  # noqa: E402
 def stimulus_similarities(bundle: Path, model_name: str = "efficientnet_lite0", weights: str | None = None) -> dict:
     """For every item, condition and target: the observer's cosine similarity of the visualization with each region's crop.
 
-    Runs the machine observer (`observer.runner`, results in BUNDLE/observer/, reused when present)
-    and reads its results file, so the raters and `spade-study observe` see the same numbers.
+    Runs the machine observer (`observer.runner`) under the results name `spade-study observe` gives
+    this network, so that its results in BUNDLE/observer/ are reused (their margin and flags kept)
+    and the raters and the observer see the same numbers.
     """
-    from contracts.observer import read_results
+    from contracts.observer import read_results, results_paths
+    from observer.cli import default_name
+    from observer.decision import DEFAULT_MARGIN
     from observer.embedding import Embedder
     from observer.networks import embedding_key, network_label
     from observer.runner import observe_bundle, other
 
+    name = default_name(model_name, None)
+    margin, flags = DEFAULT_MARGIN, None
+    meta_path = results_paths(bundle, name)[1]
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            margin, flags = float(meta.get("margin", DEFAULT_MARGIN)), meta.get("flags")
+        except (ValueError, TypeError, AttributeError):
+            pass  # an unreadable meta only means the observer's defaults
     report = observe_bundle(bundle, lambda: Embedder(model_name, weights), embedding_key(model_name, weights, None),
-                            network_label(model_name, None), name=f"simulated-raters-{model_name}")
+                            network_label(model_name, None), name=name, margin=margin, flags=flags)
     rows, _ = read_results(report["csv"])
     sims: dict = {}
     for r in rows:
