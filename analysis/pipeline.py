@@ -80,7 +80,10 @@ def summarize(responses: pd.DataFrame, *, exclude_failing_catch: bool = False,
         },
         "summary_version": SUMMARY_VERSION,
     }
-    if fit_models:
+    if fit_models and main["rater_id"].nunique() < 2:
+        # Nothing to fit: a rater variance from one rater is not identifiable (degenerate_cases says so).
+        summary["models"] = {"mixed_net": {}, "mixed_decided": {}, "gee_net": {}, "gee_decided": {}, "bootstrap": None}
+    elif fit_models:
         with tqdm(total=5, desc="models", unit="step", disable=not progress, leave=False) as bar:
             summary["models"] = fit_all(main, seed=seed, n_boot=n_boot,
                                         progress=lambda name: (bar.set_postfix_str(name), bar.update()))

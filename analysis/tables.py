@@ -279,15 +279,20 @@ CAPTIONS: dict[str, str] = {
 LONG_TABLE_ROWS = 30  # longer tables become longtable (they break across pages)
 
 
+def _is_text(column: pd.Series) -> bool:
+    """Object or string dtype (pandas 3 reads text as `str`, older pandas as `object`)."""
+    return pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     """A table as GitHub Markdown (tabulate), `|` in cells escaped so that cells stay cells."""
     table = table.copy()
     for col in table.columns:
-        if table[col].dtype == object:
+        if _is_text(table[col]):
             table[col] = [v.replace("|", "\\|") if isinstance(v, str) else v for v in table[col]]
     table.columns = [str(c).replace("|", "\\|") for c in table.columns]
     # Display tables hold formatted strings: keep them as written ("1.000", "0.40"), no re-parsing.
-    shown_as_text = all(table[c].dtype == object for c in table.columns)
+    shown_as_text = all(_is_text(table[c]) for c in table.columns)
     return table.to_markdown(index=False, floatfmt=".4g", missingval="--", disable_numparse=shown_as_text)
 
 
@@ -298,7 +303,7 @@ def csv_safe(table: pd.DataFrame) -> pd.DataFrame:
     """Text cells that a spreadsheet would run as a formula (=, +, -, @ first) prefixed with ' (OWASP advice)."""
     table = table.copy()
     for col in table.columns:
-        if table[col].dtype == object:
+        if _is_text(table[col]):
             table[col] = ["'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v for v in table[col]]
     return table
 

@@ -87,3 +87,58 @@ def test_fleiss_kappa_by_hand_and_modal_subset():
     res = fleiss(mixed)
     assert (res["fleiss_tasks"], res["fleiss_ratings_per_task"], res["fleiss_all_tasks"]) == (2, 3, False)
     assert res["fleiss_kappa"] == pytest.approx(1.0)  # c and d: unanimous, different categories
+
+
+def test_comparable_agreement_uses_the_same_strata_and_matches_the_libraries():
+    """Both conditions on the same (item, target) strata; point estimates equal statsmodels' and krippendorff's."""
+    import krippendorff
+    import numpy as np
+    from statsmodels.stats.inter_rater import fleiss_kappa
+
+    from analysis.interrater import comparable_agreement
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(30):
+        m = 3 if i < 20 else 2  # 20 strata with 3 ratings of each task, 10 with 2
+        for cond, p in (("dense", 0.6), ("spade", 0.8)):
+            for r in range(m):
+                side = "AB"[rng.integers(2)]
+                u = rng.random()
+                choice = "undecided" if u < 0.1 else (side if u < 0.1 + 0.9 * p else "BA"["AB".index(side)])
+                rows.append((f"r{cond}{r}", f"i{i}/{cond}", f"i{i}", cond, choice, side))
+    rows.append(("lonely", "i99/spade", "i99", "spade", "A", "A"))  # a stratum rated in one condition only
+    df = outcomes(rows)
+    ca = comparable_agreement(df, n_boot=300, seed=1)
+    assert ca["ratings_per_task_equal"] == 3 and ca["strata_equal"] == 20
+    table = task_counts(df)
+    for cond in ("dense", "spade"):
+        tasks = [f"i{i}/{cond}" for i in range(20)]
+        expected = fleiss_kappa(table.loc[tasks].to_numpy(), method="fleiss")
+        assert ca["fleiss_kappa"][cond]["estimate"] == pytest.approx(expected)
+        lo, hi = ca["fleiss_kappa"][cond]["ci"]
+        assert lo <= expected <= hi
+        pairable = [f"i{i}/{cond}" for i in range(30)
+                    if (table.loc[[f"i{i}/dense", f"i{i}/spade"], [TARGET_REGION, OTHER_REGION]].sum(axis=1) >= 2).all()]
+        assert len(pairable) == ca["strata_pairable"]
+        alpha = krippendorff.alpha(value_counts=table.loc[pairable, [TARGET_REGION, OTHER_REGION]].to_numpy(),
+                                   level_of_measurement="nominal")
+        assert ca["krippendorff_alpha"][cond]["estimate"] == pytest.approx(alpha)
+        agree, disagree = pair_counts(table.loc[pairable])
+        assert ca["pair_agreement"][cond]["estimate"] == pytest.approx(agree / (agree + disagree))
+    diff = ca["fleiss_kappa"]["difference"]
+    assert diff["estimate"] == pytest.approx(ca["fleiss_kappa"]["spade"]["estimate"] - ca["fleiss_kappa"]["dense"]["estimate"])
+    assert diff["ci"][0] < diff["estimate"] < diff["ci"][1]
+    # chance level of the pair agreement: p^2 + (1 - p)^2 with p the condition's agreement among decided
+    chance = ca["pair_agreement"]["spade_chance"]["estimate"]
+    assert 0.5 <= chance <= 1
+
+
+def test_comparable_agreement_without_shared_strata_is_null_not_an_error():
+    from analysis.interrater import comparable_agreement
+
+    df = outcomes([("a", "t1", "i1", "spade", "A", "A"), ("b", "t1", "i1", "spade", "A", "A"),
+                   ("a", "t2", "i2", "dense", "A", "A")])
+    ca = comparable_agreement(df, n_boot=50)
+    assert ca["strata_pairable"] == 0 and ca["pair_agreement"]["spade"]["estimate"] is None
+    assert ca["fleiss_kappa"]["difference"]["ci"] is None

@@ -120,7 +120,7 @@ def test_every_output_is_written(runs):
 
 def test_report_puts_the_paper_beside_the_measurement(runs):
     report = (runs["base"] / "from_csv" / "report.md").read_text()
-    assert "| spade       | decision rate  |       87.4  |      87.4  | [83.7, 90.3] | yes" in report
+    assert "| spade       | decision rate  | 87.4        | 87.4       | [83.7, 90.3] | yes" in report
     assert "275 / 83" in report and "247 / 89" in report
     assert "5.3" in report and "6.3" in report  # the paper's inconsistent agreement difference is flagged
     assert "descriptive" in report and "BinomialBayesMixedGLM" in report
