@@ -21,9 +21,13 @@ You are invited to take part in a research study about how people read images
 produced by neural-network interpretability tools. You will see {tasks_total} short
 picture puzzles, after a short practice; the study takes about 15 minutes.
 
-- Taking part is voluntary; you may stop at any time by closing the page.
+- Taking part is voluntary; you may stop at any time by closing the page, or withdraw
+  with the "Withdraw from the study" button on every page.
 - We record only your answers, their timing, and your study identifier. We do not
   record your name, e-mail address or any other personal information.
+- If you withdraw, your answers stay in the study's database, marked as withdrawn,
+  and are left out of every export and analysis. If you decline, we keep only a note
+  that the link declined, with the time.
 - Anonymized answers may be published with the study's results.
 """
 
