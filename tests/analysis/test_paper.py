@@ -165,3 +165,66 @@ def test_spade_study_analyze_through_the_dispatcher(runs, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "| spade" in proc.stdout and "87.4 [83.7, 90.3]" in proc.stdout
     assert summary(out)["spade"]["pairs_agree"] == 275
+
+
+def balanced_environments(tex: str) -> list[str]:
+    """The \\begin/\\end environments that do not pair up (empty when balanced)."""
+    import re
+
+    stack, problems = [], []
+    for kind, name in re.findall(r"\\(begin|end)\{([^}]+)\}", tex):
+        if kind == "begin":
+            stack.append(name)
+        elif not stack or stack.pop() != name:
+            problems.append(name)
+    return problems + stack
+
+
+def test_latex_tables_are_publication_ready(runs):
+    """booktabs, caption and label, human headers, <= 8 columns, longtable when long, no raw floats."""
+    import re
+
+    out = runs["base"] / "from_csv"
+    for stem in OUTPUT_STEMS:
+        tex = (out / f"{stem}.tex").read_text()
+        assert balanced_environments(tex) == [], stem
+        assert "\\caption{" in tex and f"\\label{{tab:{stem.replace('_', '-')}}}" in tex, stem
+        assert "\\toprule" in tex and "\\bottomrule" in tex, stem
+        spec = re.search(r"\\begin\{(?:tabular|longtable)\}(?:\[[^]]*\])?\{([lrc]+)\}", tex).group(1)
+        assert len(spec) <= 8, (stem, spec)
+        header = tex.split("\\toprule")[1].split("\\\\")[0]
+        assert "\\_" not in header, (stem, header)  # no snake_case column names
+        # formatted for print: no raw floats (0.6666666, 1.292e+04); p-values, alphas and kappas take 3 decimals
+        assert not re.search(r"\d\.\d{4,}|\de[+-]\d\d", tex.split("\\midrule")[-1]), stem
+    assert "\\begin{longtable}" in (out / "items.tex").read_text()  # 100 rows break across pages
+    assert "\\begin{table}" in (out / "headline.tex").read_text()
+    assert "87.4 [83.7, 90.3]" in (out / "headline.tex").read_text()
+    headline = (out / "headline.md").read_text()
+    assert "SPADE - dense (clustered)" in headline and "SPADE - dense (descriptive)" in headline
+    assert "13.1 [6.2, 19.9]" in headline.split("(descriptive)")[1]  # the naive interval, labelled
+
+
+def test_latex_compiles_with_pdflatex(runs, tmp_path):
+    """Every table in one document, compiled (skipped where TeX Live is not installed)."""
+    import shutil
+
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
+    out = runs["base"] / "from_csv"
+    body = "\n".join(f"\\input{{{(out / stem).as_posix()}.tex}}\n\\clearpage" for stem in OUTPUT_STEMS)
+    doc = tmp_path / "tables.tex"
+    doc.write_text("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs,longtable}\n"
+                   "\\usepackage[margin=1.5cm,landscape]{geometry}\n\\begin{document}\n" + body + "\n\\end{document}\n")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert (tmp_path / "tables.pdf").stat().st_size > 1000
+
+
+def test_headline_labels_the_naive_interval_descriptive(runs, capsys):
+    """The CLI printout carries both intervals, the naive one labelled descriptive, and the verdict."""
+    out = runs["base"] / "printout"
+    assert analyze(["--responses", str(runs["csv"]), "--out", str(out), "--quiet", "--no-models"]) == 0
+    printed = capsys.readouterr().out
+    assert "SPADE - dense (descriptive)" in printed and "Newcombe" in printed
+    assert "replication verdict (net agreement, primary): replicated" in printed
