@@ -221,6 +221,7 @@ def test_latex_compiles_with_pdflatex(runs, tmp_path):
     assert (tmp_path / "tables.pdf").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_headline_labels_the_naive_interval_descriptive(runs, capsys):
     """The CLI printout carries both intervals, the naive one labelled descriptive, and the verdict."""
     out = runs["base"] / "printout"
