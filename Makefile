@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Browser tests drive Debian's chromium through Playwright (no browser download).
+# Browser tests drive Debian's chromium through Playwright (no browser download); the accessibility
+# tests inject npm's axe-core (scripts/install_axe.sh, into .cache/axe).
 browser:
 	sh scripts/install_browser.sh
+	sh scripts/install_axe.sh
 
 demo: $(STAMP)
 	$(VENV)/bin/spade-study demo

@@ -18,7 +18,8 @@ from contracts.manifest import ManifestError
 from study.config import ConfigError, load_config
 from study.db import StudyDBError
 
-APP = Path(__file__).resolve().parent / "app.py"
+# study/server.py wraps study/app.py in Streamlit's ASGI app: anti-framing headers, no public /_stcore/metrics.
+APP = Path(__file__).resolve().parent / "server.py"
 
 
 def _error(message: str) -> int:

@@ -75,6 +75,18 @@ def draw_regions(image: Image.Image, box_a: list[int], box_b: list[int], size: i
     return out
 
 
+def catch_visualization(image: Image.Image, box: list[int], size: int = 224) -> Image.Image:
+    """A catch trial's stand-in visualization: a square around the correct region, at a visualization's
+    size (224 x 224), so that its frame, size and place match a real visualization's (a bare crop of a
+    non-square region gave catch trials away)."""
+    x0, y0, x1, y1 = box
+    side = min(max(x1 - x0, y1 - y0), image.width, image.height)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left = int(min(max(0, round(cx - side / 2)), image.width - side))
+    top = int(min(max(0, round(cy - side / 2)), image.height - side))
+    return image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
+
+
 def crop_region(image: Image.Image, box: list[int], size: int = 200) -> Image.Image:
     """Return one region of the photo, enlarged so its longer side is `size` px."""
     crop = image.crop(tuple(box))
@@ -98,7 +110,7 @@ def task_images(
     """
     image = load_rgb(image_path)
     if visualization_path is None:
-        vis = crop_region(image, box_a if correct == "A" else box_b, 224)
+        vis = catch_visualization(image, box_a if correct == "A" else box_b)
     else:
         vis = load_rgb(visualization_path)
     return {
@@ -130,7 +142,10 @@ def _task_picture_bytes(image_path: str, visualization_path: str | None, box_a: 
         "crop_b": jpeg_bytes(framed(crop_region(image, list(box_b)), "B")),
     }
     if visualization_path is None:
-        vis = jpeg_bytes(crop_region(image, list(box_a) if correct == "A" else list(box_b), 224))
+        # PNG like the bundle's visualizations: a catch trial must not differ even in its file type.
+        buf = io.BytesIO()
+        catch_visualization(image, list(box_a) if correct == "A" else list(box_b)).save(buf, format="PNG")
+        vis = buf.getvalue()
     else:
         # The stimulus itself goes out byte for byte when it is a PNG or JPEG file (no re-encoding).
         raw = Path(visualization_path).read_bytes()
