@@ -164,6 +164,10 @@ def main(argv: list[str] | None = None, assign: Callable | None = None) -> int:
     elif inp["raters_failing_catch"]:
         print(f"note: {len(inp['raters_failing_catch'])} rater(s) fail the catch trials; "
               "--exclude-raters-failing-catch drops them")
+    if summary.get("observer"):
+        from analysis.observer import observer_line
+
+        print(observer_line(summary["observer"]))
     print(f"wrote {args.out}/summary.json, tables, figures and report.md")
     return 0
 

@@ -17,7 +17,7 @@ from analysis.metrics import counts, differences, proportions, ratio, wilson
 from contracts.observer import ObserverError, find_results, read_results
 from contracts.responses import CONDITIONS
 
-__all__ = ["ObserverError", "load_observer", "observer_summary", "observer_markdown"]
+__all__ = ["ObserverError", "load_observer", "observer_summary", "observer_markdown", "observer_line"]
 
 
 def load_observer(path: str | Path, responses: pd.DataFrame | None = None) -> dict[str, Any]:
@@ -106,3 +106,10 @@ def observer_markdown(summary: dict[str, Any]) -> str:
     if obs["rated_tasks_missing"]:
         lines.append(f"{obs['rated_tasks_missing']} rated task(s) have no machine answer (results of an older bundle?).")
     return "\n".join(lines) + "\n"
+
+
+def observer_line(obs: dict[str, Any]) -> str:
+    """One line for the terminal: the machine's decision rate and agreement per condition."""
+    parts = [f"{c} decision rate {_pct(obs[c]['decision_rate'])}%, agreement {_pct(obs[c]['agreement'])}%"
+             for c in CONDITIONS]
+    return f"machine observer ({obs['network']}, all {obs['tasks']} tasks): " + "; ".join(parts) + " (report.md: beside the raters')"

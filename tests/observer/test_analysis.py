@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from contracts.observer import condition_summary, read_results, write_results
+from observer.networks import embedding_key
+from observer.runner import observe_bundle
 from spade_study.cli import main as spade_study
 from tests.observer.helpers import manifest, responses_for, result_row
 
@@ -16,18 +18,19 @@ def analyze(tmp_path: Path, bundle: Path, observer: Path) -> tuple[int, Path]:
     responses_for(bundle).to_csv(responses, index=False)
     out = tmp_path / "analysis"
     rc = spade_study(["analyze", "--responses", str(responses), "--out", str(out), "--observer", str(observer),
-                      "--no-models", "--bootstrap", "0", "--quiet"])
+                      "--no-models", "--bootstrap", "0", "--permutations", "199", "--quiet"])
     return rc, out
 
 
 @pytest.mark.slow
-def test_the_observer_s_numbers_appear_in_summary_and_report(tmp_path: Path, bundle_copy: Path, capsys,
+def test_the_observer_s_numbers_appear_in_summary_and_report(tmp_path: Path, bundle_copy: Path, capsys, embedder,
                                                              one_torch_thread) -> None:
-    assert spade_study(["observe", str(bundle_copy), "--quiet"]) == 0
-    csv_path = bundle_copy / "observer" / "efficientnet_lite0.csv"
+    csv_path = observe_bundle(bundle_copy, lambda: embedder, embedding_key("efficientnet_lite0", None, None),
+                              "efficientnet_lite0", name="efficientnet_lite0", progress=False)["csv"]
     rows, _ = read_results(csv_path)
     rc, out = analyze(tmp_path, bundle_copy, bundle_copy)
     assert rc == 0, capsys.readouterr().err
+    assert "machine observer (efficientnet_lite0, all 12 tasks): dense decision rate" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     obs = summary["observer"]
     assert obs["network"] == "efficientnet_lite0" and obs["tasks"] == 12 and obs["file"] == str(csv_path)
