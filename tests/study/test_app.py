@@ -12,7 +12,7 @@ from tests.study.helpers import PROLIFIC_STUDY, answer_all, make_service, rater_
 
 from study.db import connect
 from study.invites import create_invites, revoke
-from study.render import crop_region, load_rgb, task_images
+from study.render import catch_visualization, load_rgb, task_images
 
 APP = Path(__file__).resolve().parents[2] / "study" / "app.py"
 
@@ -46,7 +46,8 @@ def page_text(at: AppTest) -> str:
 
 
 def n_images(at: AppTest) -> int:
-    return len(at.get("image"))
+    """Pictures on the page (one st.image element may hold several, e.g. the two enlarged regions)."""
+    return sum(max(1, len(e.proto.imgs)) for e in at.get("image"))
 
 
 def click(at: AppTest, key: str) -> AppTest:
@@ -155,7 +156,8 @@ def test_task_page_records_the_answer_and_a_new_session_resumes(monkeypatch, tmp
     assert title(at) == f"Task 1 of {total}"
     assert at.get("progress")[0].proto.value == 0
     assert n_images(at) == 4
-    assert [b.label for b in at.button] == ["A", "B", "Can't decide"]
+    assert [b.label for b in at.button if b.key.startswith("task-")] == ["A", "B", "Can't decide"]
+    assert at.button(key="withdraw-confirm").label == "Withdraw now"  # withdrawal from every page
     first = svc.next_task(rid)
     click(at, f"task-{first.assignment_id}-B")
     assert title(at) == f"Task 2 of {total}"
@@ -182,7 +184,9 @@ def test_catch_trial_shows_the_correct_region_instead_of_a_visualization(tmp_pat
     while (a := svc.next_task(rid)) is not None:
         pics = task_images(a.image, a.visualization, a.box_a, a.box_b, a.correct)
         if a.is_catch:
-            expected = crop_region(load_rgb(a.image), a.box_a if a.correct == "A" else a.box_b, 224)
+            expected = catch_visualization(load_rgb(a.image), a.box_a if a.correct == "A" else a.box_b)
+            # Same size as a real visualization (a bare, non-square crop gave catch trials away).
+            assert pics["visualization"].size == load_rgb(svc.bundle / svc.items[a.item_id]["visualizations"]["dense"]["true"]).size
             seen["catch"] += 1
         else:
             expected = load_rgb(a.visualization)
