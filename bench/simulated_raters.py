@@ -92,11 +92,12 @@ class RaterModel:
 
 def run_raters(bundle: Path, db: Path, n_raters: int, config: Path | None, seed: int, sims: dict) -> dict:
     """Drive `n_raters` invited raters from consent to completion through `study.service`; return counts."""
-    from study.config import load_config
+    from study.config import load_config, with_overrides
     from study.invites import create_invites
     from study.service import StudyService
 
-    cfg = load_config(config)
+    # Simulated raters answer at machine speed: the minimum viewing time (for people) would refuse them.
+    cfg = with_overrides(load_config(config), min_view_seconds=0)
     svc = StudyService(db, bundle, cfg)
     gaps = [s[("dense", t)][t] - s[("dense", t)]["predicted" if t == "true" else "true"]
             for s in sims.values() for t in ("true", "predicted")]

@@ -208,7 +208,8 @@ def run(args: argparse.Namespace, service_class: type) -> dict:
         print(f"building a {args.items}-item bundle from the ImageNet sample ...", file=sys.stderr)
         bundle = make_bundle(tmp / "bundle", n_items=args.items)
         cfg_path = write_config(tmp / "study.toml", identity="open", tasks_per_rater=args.tasks,
-                                catch_per_rater=args.catch, ratings_per_task=args.k, practice_min_correct=1)
+                                catch_per_rater=args.catch, ratings_per_task=args.k, practice_min_correct=1,
+                                min_view_seconds=0)  # simulated raters answer at machine speed
         cfg = load_config(cfg_path)
         svc = service_class(tmp / "study.db", bundle, cfg)
         out: dict = {"next_ms": [], "submit_ms": [], "submitted": {}}
