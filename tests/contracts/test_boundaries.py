@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-FORBIDDEN = ("torch", "torchvision", "lucent", "captum", "spade", "generation")
+# `observer` too: analysis and study read its results through contracts.observer, never its code.
+FORBIDDEN = ("torch", "torchvision", "lucent", "captum", "spade", "generation", "observer")
 
 
 def _modules(package: str) -> list[str]:
