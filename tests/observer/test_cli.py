@@ -14,7 +14,9 @@ from spade_study.cli import main as spade_study
     (["{bundle}", "--margin", "-1"], "argument --margin: must lie in [0.0, 2.0]"),
     (["{bundle}", "--name", "../x"], "results name '../x'"),
     (["{bundle}", "--weights", "{missing}"], "--weights"),
-    (["{bundle}", "--network", "not_a_network", "--quiet"], "unknown model 'not_a_network'"),
+    # Imports torch and torchvision's model list: seconds.
+    pytest.param(["{bundle}", "--network", "not_a_network", "--quiet"], "unknown model 'not_a_network'",
+                 marks=pytest.mark.slow),
 ])
 def test_bad_input_is_one_error_line(bundle_copy: Path, tmp_path: Path, capsys, args: list[str], message: str) -> None:
     argv = ["observe"] + [a.format(bundle=bundle_copy, missing=tmp_path / "nothing") for a in args]
