@@ -76,6 +76,11 @@ def build_parser() -> OneLineParser:
     return p
 
 
+def pct(x: float | None) -> str:
+    """A rate as a percentage for the terminal ('-' when undefined)."""
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
 def default_name(network: str, layer: str | None) -> str:
     """The results name of a network and layer: a file stem."""
     label = network if layer is None else f"{network}-{layer}"
@@ -114,21 +119,21 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.threads:
             torch.set_num_threads(args.threads)
-        return Embedder(args.network, args.weights, args.layer, args.device)
+        try:
+            return Embedder(args.network, args.weights, args.layer, args.device)
+        except (RuntimeError, AssertionError) as exc:  # torch's words for a device it does not have
+            raise EmbeddingError(f"--device {args.device}: {' '.join(str(exc).split())}") from None
 
     embedding = embedding_key(args.network, args.weights, args.layer)
     flags = {"easy_gap": args.easy_gap, "same_regions": args.same_regions} if args.flag else None
     try:
-        report = observe_bundle(args.bundle, make_embedder,
-                                embedding, network_label(args.network, args.layer), name=name, margin=args.margin, flags=flags,
-                                progress=not args.quiet)
+        report = observe_bundle(args.bundle, make_embedder, embedding, network_label(args.network, args.layer),
+                                name=name, margin=args.margin, flags=flags, progress=not args.quiet)
     except (EmbeddingError, ManifestError, ObserverError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{'condition':<10} {'tasks':>5} {'decision rate':>14} {'agreement':>10} {'net agreement':>14}")
     for cond, s in report["summary"].items():
-        def pct(x: float | None) -> str:
-            return "-" if x is None else f"{100 * x:.1f}%"
         print(f"{cond:<10} {s['tasks']:>5} {pct(s['decision_rate']):>14} {pct(s['agreement']):>10} {pct(s['net_agreement']):>14}")
     if flags is not None:
         easy = sum(s["flagged_easy"] for s in report["summary"].values())
