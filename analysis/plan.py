@@ -25,19 +25,20 @@ from pathlib import Path
 from typing import Callable
 
 from analysis.verdict import CRITERION
+from contracts.exclusion import ExclusionRules
 
 PLAN_VERSION = 1
 ALPHA = 0.05
 DESIGN_DEFAULTS = {"tasks_per_rater": 31, "ratings_per_task": 2, "catch_per_rater": 3, "seed": 0, "max_raters": 0}
-# Declared exclusion keys (contracts.exclusion.ExclusionRules) -> (value that excludes nobody, wording)
-EXCLUSION_WORDING: dict[str, tuple[object, str]] = {
-    "min_catch_accuracy": (0.0, "catch accuracy below {v} (catch trials right / catch trials; \"can't decide\" is wrong)"),
-    "min_instruction_seconds": (0.0, "less than {v} s between consent and the end of the instructions"),
-    "min_total_seconds": (0.0, "less than {v} s from consent to completion"),
-    "max_total_seconds": (0.0, "more than {v} s from consent to completion"),
-    "max_speeder_fraction": (1.0, "more than a share {v} of answers flagged as speeders"),
-    "min_answers_per_side": (0, "fewer than {v} answers A or fewer than {v} answers B"),
-    "require_practice_passed": (False, "practice not passed"),
+# Wording of each declared exclusion rule (the rules themselves: contracts.exclusion.ExclusionRules).
+EXCLUSION_WORDING: dict[str, str] = {
+    "min_catch_accuracy": "catch accuracy below {v} (catch trials right / catch trials; \"can't decide\" is wrong)",
+    "min_instruction_seconds": "less than {v} s between consent and the end of the instructions",
+    "min_total_seconds": "less than {v} s from consent to completion",
+    "max_total_seconds": "more than {v} s from consent to completion",
+    "max_speeder_fraction": "more than a share {v} of answers flagged as speeders",
+    "min_answers_per_side": "fewer than {v} answers A or fewer than {v} answers B",
+    "require_practice_passed": "practice not passed",
 }
 # The rules this analysis itself applies (the others are applied by the study app before export).
 APPLIED_HERE = {"min_catch_accuracy"}
@@ -82,10 +83,12 @@ def exclusion_of(config: dict) -> tuple[dict, bool]:
     if section is None:
         catch = design_of(config)["catch_per_rater"]
         return ({"min_catch_accuracy": 1.0} if catch else {}), False
-    unknown = sorted(set(section) - set(EXCLUSION_WORDING))
-    if unknown:
-        raise PlanError(f"[exclusion]: unknown key {unknown[0]!r} (known: {', '.join(sorted(EXCLUSION_WORDING))})")
-    return {k: v for k, v in section.items() if v != EXCLUSION_WORDING[k][0]}, True
+    try:
+        rules = ExclusionRules.from_dict(section)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+    off = ExclusionRules().to_dict()
+    return {k: v for k, v in rules.to_dict().items() if v != off[k]}, True
 
 
 def make_plan(config: dict, config_sha256: str, *, raters: int, items: int, power: dict | None,
@@ -133,7 +136,7 @@ def render_plan(plan: dict) -> str:
         source = "declared in the study config's [exclusion] section" if plan["exclusion_declared"] else (
             "the config declares no [exclusion] section, so the catch-trial rule of the analysis applies")
         lines.append(f"A rater is excluded, with all their ratings, for any of ({source}):")
-        lines += [f"- {EXCLUSION_WORDING[k][1].format(v=v)}" for k, v in plan["exclusion"].items()]
+        lines += [f"- {EXCLUSION_WORDING[k].format(v=v)}" for k, v in plan["exclusion"].items()]
     else:
         lines.append("No rater is excluded (the config declares no rule that excludes anyone).")
     lines += ["", "Catch trials are left out of every outcome. Ratings are never excluded one by one.", "",

@@ -157,3 +157,12 @@ def test_spade_study_analyze_plan_runs_the_study_planner(tmp_path):
     plan = parse_plan((tmp_path / "plan.md").read_text())
     assert plan["power"]["sims"] == 3 and plan["exclusion"] == {}
     assert "No rater is excluded" in (tmp_path / "plan.md").read_text()
+
+
+def test_every_declared_exclusion_rule_has_its_wording():
+    from dataclasses import fields
+
+    from analysis.plan import EXCLUSION_WORDING
+    from contracts.exclusion import ExclusionRules
+
+    assert set(EXCLUSION_WORDING) == {f.name for f in fields(ExclusionRules)}
