@@ -18,8 +18,8 @@ from study.assignment import (
 
 
 @st.composite
-def study_designs(draw: st.DrawFn, max_ratio: float = 1.0) -> dict:
-    n_items = draw(st.integers(4, 30))
+def study_designs(draw: st.DrawFn, max_ratio: float = 1.0, min_items: int = 4) -> dict:
+    n_items = draw(st.integers(min_items, 30))
     catch = draw(st.integers(0, 3))
     hi = max(1, min(n_items - catch, int(n_items * max_ratio) - catch))
     return {
@@ -98,9 +98,15 @@ def test_sides_near_50_50_overall_and_not_a_fixed_alternation() -> None:
 
 
 @PROPS
-@given(study_designs(max_ratio=0.75))
+@given(study_designs(max_ratio=0.75, min_items=5))
 def test_coverage_reaches_k_for_every_task_before_any_task_gets_k_plus_1(d: dict) -> None:
-    """Exact when a rater sees at most 3/4 of the images (the paper: 34 of 100)."""
+    """Exact when a rater sees at most 3/4 of the images (the paper: 34 of 100) of at least 5.
+
+    Not with 4 images: e.g. 6 raters, 2 tasks + 1 catch trial each, k = 1, seed 2 (a counterexample
+    hypothesis found): the last rater must take a dense task (balance), and every dense task below k
+    sits on an image they have already seen. The weaker rule below holds for every design; over all
+    designs with 4 to 8 images (3 to 10 raters, seeds 0-5) only 4 of 252 four-image ones break this one.
+    """
     k = d["ratings_per_task"]
     counts = {t.task_id: 0 for t in tasks_for_items(f"item{i:04d}" for i in range(d["n_items"])) if not t.is_catch}
     for r in _simulate(d):
