@@ -12,8 +12,8 @@ from study.examples import make_bundle
 
 @pytest.fixture(scope="session")
 def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 3-item bundle of real ImageNet photos (no crop files: the observer cuts them), read-only."""
-    return make_bundle(tmp_path_factory.mktemp("observer-bundle"), n_items=3)
+    """A 2-item bundle of real ImageNet photos (no crop files: the observer cuts them), read-only."""
+    return make_bundle(tmp_path_factory.mktemp("observer-bundle"), n_items=2)
 
 
 @pytest.fixture

@@ -30,10 +30,10 @@ def test_the_observer_s_numbers_appear_in_summary_and_report(tmp_path: Path, bun
     rows, _ = read_results(csv_path)
     rc, out = analyze(tmp_path, bundle_copy, bundle_copy)
     assert rc == 0, capsys.readouterr().err
-    assert "machine observer (efficientnet_lite0, all 12 tasks): dense decision rate" in capsys.readouterr().out
+    assert "machine observer (efficientnet_lite0, all 8 tasks): dense decision rate" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     obs = summary["observer"]
-    assert obs["network"] == "efficientnet_lite0" and obs["tasks"] == 12 and obs["file"] == str(csv_path)
+    assert obs["network"] == "efficientnet_lite0" and obs["tasks"] == 8 and obs["file"] == str(csv_path)
     expected = condition_summary(rows)
     machine = {r["task_id"]: r["choice"] for r in rows}
     ratings = responses_for(bundle_copy).to_dict("records")
@@ -44,7 +44,7 @@ def test_the_observer_s_numbers_appear_in_summary_and_report(tmp_path: Path, bun
         if e["agreement"] is not None:
             assert got["agreement"] == pytest.approx(e["agreement"])
         # The responses rate 2 tasks per item and condition: the machine's rated-task numbers are over those.
-        assert got["rated"]["n"] == 6
+        assert got["rated"]["n"] == 4
         # Same region: among ratings where rater and machine both decided, counted here by hand.
         both = [(r["choice"] == r["correct"], machine[r["task_id"]] == "target") for r in ratings
                 if r["condition"] == cond and r["choice"] != "undecided" and machine[r["task_id"]] != "undecided"]
@@ -52,7 +52,7 @@ def test_the_observer_s_numbers_appear_in_summary_and_report(tmp_path: Path, bun
         assert got["same_choice"]["same"] == sum(h == m for h, m in both)
     assert any(obs[c]["same_choice"]["ratings"] for c in ("dense", "spade"))  # the check above can fail
     report = (out / "report.md").read_text()
-    assert "## Machine observer" in report and "| dense | machine, all tasks | 6 |" in report
+    assert "## Machine observer" in report and "| dense | machine, all tasks | 4 |" in report
 
 
 @pytest.mark.parametrize("setup, message", [
