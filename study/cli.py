@@ -96,11 +96,19 @@ def serve_main(argv: list[str]) -> int:
     # Stopping `serve` must stop Streamlit too: forward the usual stop signals to it, then wait.
     forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     previous = {}
+    asked: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        asked.append(signum)
+        proc.send_signal(signum)
+
     if threading.current_thread() is threading.main_thread():
         for sig in forwarded:
-            previous[sig] = signal.signal(sig, lambda signum, _frame: proc.send_signal(signum))
+            previous[sig] = signal.signal(sig, forward)
     try:
-        return proc.wait()
+        code = proc.wait()
+        # A server that died of the stop signal we forwarded was stopped as asked: an orderly stop.
+        return 0 if asked and code in (-asked[-1], 128 + asked[-1]) else code
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
