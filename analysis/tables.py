@@ -7,6 +7,7 @@ in brackets). Markdown goes through pandas + tabulate, LaTeX through pandas'
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -319,7 +320,11 @@ def to_latex(table: pd.DataFrame, name: str) -> str:
                                       label=f"tab:{name.replace('_', '-')}", longtable=long, column_format=fmt,
                                       position=None if long else "htbp")
     # pandas escapes the caption too; the captions above are written as LaTeX already.
-    return text.replace(_escaped(caption), caption)
+    text = text.replace(_escaped(caption), caption).replace("\\begin{table}[htbp]\n", "\\begin{table}[htbp]\n\\centering\n")
+    # Typography that escape=True leaves alone: < and > are other glyphs in OT1 fonts, and a
+    # number's minus sign is not a hyphen.
+    text = text.replace("<", "\\textless{}").replace(">", "\\textgreater{}")
+    return re.sub(r"(?<![\w$])-(?=\d)", "$-$", text)
 
 
 def _escaped(text: str) -> str:
