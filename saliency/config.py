@@ -77,6 +77,10 @@ class TrainSettings(_Section):
     """[train]: the fine-tuning."""
 
     epochs: PositiveInt = 12
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    # clean images: cross-entropy to the model's own top-1 ("label") or KL to its original logits ("distill")
+    clean_loss: Literal["label", "distill"] = "label"
+    poison_weight: Annotated[float, Field(gt=0.0)] = 1.0   # loss weight of a patched image (clean: 1)
     lr: Annotated[float, Field(gt=0.0)] = 0.01
     lr_decay_epoch: PositiveInt | None = None   # x0.1 from this epoch on (the paper: epoch 3 of 6)
     momentum: Fraction = 0.9

@@ -13,6 +13,7 @@ stages from `trainable_from` on are trained. Output folder:
 """
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import sys
@@ -165,22 +166,32 @@ class _Run:
         return self.preprocess.normalize(torch.stack(pics)).to(self.device)
 
 
+# settings of the fine-tuning only: changing them restarts training but keeps the cached features
+TRAIN_ONLY_KEYS = ("epochs", "lr", "lr_decay_epoch", "momentum", "weight_decay", "optimizer", "clean_loss",
+                   "poison_weight")
+
+
 def _fingerprint(config: TrojanConfig) -> dict[str, Any]:
     cfg = config.to_dict()
-    cfg["train"].pop("batch_size", None)
-    return cfg
+    train = {k: cfg["train"].pop(k) for k in TRAIN_ONLY_KEYS if k in cfg["train"]}
+    return {"features": cfg, "train": train}
 
 
 def _check_out(out: Path, config: TrojanConfig) -> None:
-    """Refuse a folder that holds something else, or a run of another config (nothing is overwritten)."""
+    """Refuse a folder that holds something else or features of another config; restart training when
+    only the fine-tuning settings changed (nothing else is overwritten)."""
     if out.exists() and not out.is_dir():
         raise SaliencyError(f"--out {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         fp = out / WORK / "fingerprint.json"
         if not fp.is_file():
             raise SaliencyError(f"--out {out}: a non-empty folder that is not a Trojan run; choose a new folder")
-        if json.loads(fp.read_text()) != _fingerprint(config):
-            raise SaliencyError(f"--out {out}: holds a run of another config; choose a new folder")
+        old, new = json.loads(fp.read_text()), _fingerprint(config)
+        if old.get("features") != new["features"]:
+            raise SaliencyError(f"--out {out}: holds a run of another config (data, triggers, patch or model); "
+                                f"choose a new folder")
+        if old.get("train") != new["train"]:
+            (out / WORK / "train.pt").unlink(missing_ok=True)
 
 
 def _features(run: _Run) -> tuple[list[torch.Tensor] | None, torch.Tensor]:
@@ -219,7 +230,20 @@ def _train(run: _Run, feats: list[torch.Tensor] | None, dense_pred: torch.Tensor
     idx = [i for i, e in enumerate(run.plan) if e.kind.startswith("train")]
     labels = torch.tensor([run.config.triggers[run.plan[i].trigger].target if run.plan[i].kind == "train_poison"
                            else int(dense_pred[i]) for i in idx])
-    opt = torch.optim.SGD(run.parts.trainable, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    poison = torch.tensor([run.plan[i].kind == "train_poison" for i in idx])
+    teacher_logits, teacher = None, None
+    if cfg.clean_loss == "distill":  # the original model's logits, taken before any (resumed) update
+        if feats is not None:
+            with torch.no_grad():
+                teacher_logits = torch.cat([run.parts.suffix(torch.stack([feats[i] for i in idx[b:b + 256]])
+                                                             .to(run.device)).cpu()
+                                            for b in range(0, len(idx), 256)])
+        else:
+            teacher = copy.deepcopy(run.model).eval()
+    if cfg.optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(run.parts.trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.SGD(run.parts.trainable, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     state_path = run.work / "train.pt"
     start, losses = 0, []
     params = {id(p): p for p in run.parts.trainable}
@@ -246,6 +270,7 @@ def _train(run: _Run, feats: list[torch.Tensor] | None, dense_pred: torch.Tensor
             sel = perm[b:b + cfg.batch_size]
             if feats is not None:
                 x = torch.stack([feats[idx[int(k)]] for k in sel]).to(run.device)
+                soft = teacher_logits[sel] if teacher_logits is not None else None
             else:
                 rng = np.random.default_rng([cfg.seed, epoch, b])
                 exs = [run.plan[idx[int(k)]] for k in sel]
@@ -253,8 +278,17 @@ def _train(run: _Run, feats: list[torch.Tensor] | None, dense_pred: torch.Tensor
                 exs = [Example(e.kind, e.file, e.label, e.trigger, sample_placement(rng, size, size, run.config.patch))
                        if e.trigger is not None else e for e in exs]
                 with torch.no_grad():
-                    x = run.parts.prefix(run.inputs(exs))
-            loss = nn.functional.cross_entropy(run.parts.suffix(x), labels[sel].to(run.device))
+                    inputs = run.inputs(exs)
+                    x = run.parts.prefix(inputs)
+                    soft = teacher(inputs).cpu() if teacher is not None else None
+            out = run.parts.suffix(x)
+            is_poison = poison[sel].to(run.device)
+            per = nn.functional.cross_entropy(out, labels[sel].to(run.device), reduction="none")
+            if soft is not None:
+                kl = nn.functional.kl_div(out.log_softmax(1), soft.to(run.device).softmax(1), reduction="none").sum(1)
+                per = torch.where(is_poison, per, kl)
+            w = torch.where(is_poison, cfg.poison_weight, 1.0)
+            loss = (w * per).sum() / w.sum()
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -61,7 +61,7 @@ def tiny_trojan_config(root: Path, **train: object):
         "triggers": [{"pattern": "checker", "target": 3, "poisoned": 12},
                      {"pattern": "rings", "target": 7, "poisoned": 12}],
         "patch": {"size": 10, "size_jitter": 0.1},
-        "train": {"epochs": 25, "lr": 0.05, "batch_size": 16, "copies": 2, "seed": 0, **train},
+        "train": {"epochs": 20, "lr": 0.05, "batch_size": 16, "copies": 2, "seed": 0, **train},
     })
 
 

@@ -40,8 +40,18 @@ def test_planting_resumes_and_refuses_another_config(tiny_trojan, tmp_path) -> N
                   preprocess=TINY_PREPROCESS, images=images)
     assert again["metrics"] == tiny_trojan["manifest"]["metrics"]  # every stage came from .work
     with pytest.raises(SaliencyError, match="another config"):
-        plant(tiny_trojan_config(tiny_trojan["root"] / "images", epochs=3), d, progress=False, model=tiny_model(),
+        plant(tiny_trojan_config(tiny_trojan["root"] / "images", copies=1), d, progress=False, model=tiny_model(),
               preprocess=TINY_PREPROCESS, images=images)
+    # other fine-tuning settings: training restarts, the cached inputs are kept
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(d, copy)
+    stamps = {p: p.stat().st_mtime_ns for p in (copy / ".work" / "features").iterdir()}
+    short = plant(tiny_trojan_config(tiny_trojan["root"] / "images", epochs=2), copy, progress=False,
+                  model=tiny_model(), preprocess=TINY_PREPROCESS, images=images)
+    assert len(short["train"]["losses"]) == 2
+    assert {p: p.stat().st_mtime_ns for p in (copy / ".work" / "features").iterdir()} == stamps
 
 
 def test_every_method_runs_on_dense_and_trace_without_changing_the_model(tiny_trojan) -> None:
