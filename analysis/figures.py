@@ -24,11 +24,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.metrics import wilson  # noqa: E402
+from statsmodels.stats.proportion import proportion_confint  # noqa: E402
 from contracts.files import write_bytes_atomic  # noqa: E402
 from contracts.responses import CONDITIONS, TARGETS  # noqa: E402
 
 COND_LABELS = {"dense": "Dense", "spade": "SPADE"}
+LABELLED = 80  # raters named in `rater_net` (beyond, the figure shows the sorted dots only)
 COLORS = {"agree": "#4c9a5b", "disagree": "#c8553d", "undecided": "#b8b8b8"}
 
 
@@ -154,21 +155,32 @@ def rater_net(raters: pd.DataFrame, stem: str | Path) -> list[Path]:
     kept = raters[~raters["excluded"] & (raters["n"] > 0)].copy()
     kept["order"] = kept[["net_dense", "net_spade"]].mean(axis=1)
     kept = kept.sort_values(["order", "rater_id"]).reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(5.2, min(40.0, 1.2 + 0.22 * len(kept))))
+    # Beyond LABELLED raters the names would not be readable: the dots stay, sorted, unlabelled.
+    named = len(kept) <= LABELLED
+    fig, ax = plt.subplots(figsize=(5.2, 1.2 + 0.22 * len(kept) if named else 6.0))
     y = np.arange(len(kept))
     for cond, dy, color in (("dense", -0.15, "#7f8c8d"), ("spade", 0.15, "#c8553d")):
-        for k, r in kept.iterrows():
-            n = int(r[f"n_{cond}"])
-            if n == 0:
-                continue
-            v = r[f"net_{cond}"]
-            lo, hi = wilson(int(round(v * n)), n)
-            ax.errorbar(100 * v, k + dy, xerr=[[100 * (v - lo)], [100 * (hi - v)]], fmt="o", ms=3, color=color,
-                        elinewidth=0.8, label=COND_LABELS[cond] if k == 0 else None)
-    labels = [f"{str(r)[:14]} (n={int(d)}/{int(s_)})" for r, d, s_ in zip(kept["rater_id"], kept["n_dense"], kept["n_spade"])]
-    ax.set_yticks(y, labels, fontsize=6 if len(kept) > 40 else 7)
+        n = kept[f"n_{cond}"].to_numpy()
+        has = n > 0
+        v = kept[f"net_{cond}"].to_numpy()[has]
+        k = np.round(v * n[has]).astype(int)
+        lo, hi = proportion_confint(k, n[has], alpha=0.05, method="wilson")
+        if named:
+            ax.errorbar(100 * v, y[has] + dy, xerr=[100 * np.clip(v - lo, 0, None), 100 * np.clip(hi - v, 0, None)],
+                        fmt="o", ms=3, color=color, elinewidth=0.8, label=COND_LABELS[cond])
+        else:  # thousands of interval bars would be a grey band (and a huge SVG): dots only
+            ax.scatter(100 * v, y[has], s=2, color=color, alpha=0.5, label=COND_LABELS[cond], lw=0)
+    if named:
+        labels = [f"{str(r)[:14]} (n={int(d)}/{int(s_)})"
+                  for r, d, s_ in zip(kept["rater_id"], kept["n_dense"], kept["n_spade"])]
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.set_title(f"Per rater ({len(kept)} raters; n = dense/SPADE ratings)", fontsize=10)
+    else:
+        ax.set_yticks([])
+        ax.set_ylabel(f"raters, sorted (median n = {int(kept['n_dense'].median())} dense / "
+                      f"{int(kept['n_spade'].median())} SPADE)")
+        ax.set_title(f"Per rater ({len(kept)} raters; n and intervals per rater in raters.csv)", fontsize=10)
     ax.set_xlim(0, 100)
-    ax.set_xlabel("net agreement (%), Wilson 95% intervals")
-    ax.set_title(f"Per rater ({len(kept)} raters; n = dense/SPADE ratings)", fontsize=10)
+    ax.set_xlabel("net agreement (%)" + (", Wilson 95% intervals" if named else ""))
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, Path(stem))

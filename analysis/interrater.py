@@ -173,17 +173,25 @@ def comparable_agreement(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) ->
             names = [*CONDITIONS, *(f"{c}_chance" for c in CONDITIONS)] if fn is None else list(CONDITIONS)
             results[key] = {name: np.array([np.nan]) for name in names}
             continue
-        w = np.vstack([np.ones(k), rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot)]).astype(float)
-        res = {}
-        for cond in CONDITIONS:
-            counts = both[cond][mask].astype(float)
-            if key == "krippendorff_alpha":
-                counts = counts[:, :2]  # "can't decide" as missing: tasks keep their decided ratings only
-            if fn is None:
-                share, chance = _pairs(counts, w)
-                res[cond], res[f"{cond}_chance"] = share, chance
-            else:
-                res[cond] = fn(counts, w)
+        res: dict[str, list[np.ndarray]] = {}
+        # Row 0 weighs every stratum once (the estimate); then the replicates, in chunks of about
+        # 4 million weights so that memory stays small with thousands of strata.
+        chunk = max(1, 4_000_000 // k)
+        blocks = [np.ones((1, k))] + [rng.multinomial(k, np.full(k, 1.0 / k), size=min(chunk, n_boot - start))
+                                      for start in range(0, n_boot, chunk)]
+        for w in blocks:
+            w = w.astype(float)
+            for cond in CONDITIONS:
+                counts = both[cond][mask].astype(float)
+                if key == "krippendorff_alpha":
+                    counts = counts[:, :2]  # "can't decide" as missing: tasks keep their decided ratings only
+                if fn is None:
+                    share, chance = _pairs(counts, w)
+                    res.setdefault(cond, []).append(share)
+                    res.setdefault(f"{cond}_chance", []).append(chance)
+                else:
+                    res.setdefault(cond, []).append(fn(counts, w))
+        res = {name: np.concatenate(parts) for name, parts in res.items()}
         results[key] = res
     for key, res in results.items():
         entry: dict[str, object] = {}
