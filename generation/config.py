@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from generation.errors import GenerationError
 
@@ -82,6 +82,16 @@ class SpadeSettings(_Section):
     batch_size: PositiveInt | None = None
     layers: list[str] | None = None
     save_traces: bool = False
+    # sparsegpt only: columns per mask block (absent: 128) or "reference" (kh*kw / 1); docs/spade.md
+    block_size: PositiveInt | Literal["reference"] | None = None
+    # relative damping of the Hessians, or "reference": damp only when Cholesky fails (docs/spade.md)
+    damping: Annotated[float, Field(ge=0.0)] | Literal["reference"] = 0.01
+
+    @model_validator(mode="after")
+    def _block_size_needs_sparsegpt(self) -> "SpadeSettings":
+        if self.block_size is not None and self.solver != "sparsegpt":
+            raise ValueError(f"block_size applies to the sparsegpt solver only, not to {self.solver!r}")
+        return self
 
     @field_validator("sparsity")
     @classmethod

@@ -164,7 +164,8 @@ def build_trace(clf: Classifier, image: Image.Image, settings: SpadeSettings, se
     """The SPADE trace of one image on the dense model, with the configured solver, sparsity and augmentations."""
     return spade.prune(clf.model, image, sparsity=_sparsity(settings), solver=settings.solver,
                        n_augmentations=settings.augmentations, batch_size=settings.batch_size, seed=seed,
-                       layers=settings.layers, preprocess=clf.preprocess, device=clf.device, progress=progress)
+                       layers=settings.layers, preprocess=clf.preprocess, device=clf.device, progress=progress,
+                       block_size=settings.block_size, damping=settings.damping)
 
 
 def _model_input(clf: Classifier, image: Image.Image) -> tuple[torch.Tensor, Image.Image]:

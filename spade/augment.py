@@ -1,5 +1,15 @@
 """Seeded, batched image augmentations of the paper (Random Crop, flip, Color Jitter, Random Remove).
 
+Against the reference notebook (IST-DASLab/SPADE, `SingleImageDataset`: RandomResizedCrop(224,
+scale=(0.2, 1)), RandomHorizontalFlip, ColorJitter(brightness=0.5, hue=0.3)) two deviations are
+kept, each measured in docs/spade.md ("Deviations from the reference code", D5 and D6):
+- Random Remove (random erasing) is added: the paper's text names it, the notebook has none.
+  Its parameters are torchvision's `RandomErasing` defaults (p 0.5, scale (0.02, 0.33), ratio
+  (0.3, 3.3), value 0); the paper gives none. `Augmentations(erase_p=0.0)` turns it off.
+- Crops are taken from the image resized to the model's `Preprocess.resize` (256 px on the shorter
+  side for 224-px models), where the reference crops the original photograph, so small crops of a
+  large photograph come out blurrier here.
+
 torchvision's transforms draw ONE set of random parameters per call, so a batch
 would get the same crop/jitter for every sample; kornia (which draws per-sample
 parameters) is pinned by Lucent to 0.4.1, which no longer runs on current torch.
@@ -24,7 +34,8 @@ from .preprocess import Preprocess
 
 @dataclass(frozen=True)
 class Augmentations:
-    """Parameters of the augmentations (defaults: the paper's reference code)."""
+    """Parameters of the augmentations: crop, flip and jitter as in the reference notebook; erasing:
+    torchvision's RandomErasing defaults (the notebook has no erasing; see the module docstring)."""
 
     crop_scale: tuple[float, float] = (0.2, 1.0)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
@@ -44,7 +55,7 @@ class Augmentations:
 class AugmentationParams:
     """Per-sample random parameters of n augmentations (CPU tensors)."""
 
-    boxes: torch.Tensor        # n x 4: x1, y1, x2, y2 in pixels of the resized image
+    boxes: torch.Tensor        # n x 4: x1, y1, x2, y2 in pixels of the resized image (not the original)
     flip: torch.Tensor         # n, bool
     brightness: torch.Tensor   # n, multiplicative factor
     hue: torch.Tensor          # n, shift in [-0.5, 0.5] of a full turn
@@ -107,7 +118,8 @@ def apply_params(image: torch.Tensor, params: AugmentationParams, start: int, st
         hsv[:, 0] = (hsv[:, 0] + hue[shift][:, None, None]).remainder_(1.0)
         x[shift] = _hsv_to_rgb(hsv)
     x = preprocess.normalize(x)
-    # Random Remove: torchvision's RandomErasing with value 0, applied after normalization as in its docs
+    # Random Remove: torchvision's RandomErasing (default parameters, value 0), applied after
+    # normalization as in its docs; not in the reference notebook (D5 in docs/spade.md)
     top, left, eh, ew = params.erase[start:stop].to(device).unbind(1)
     rows = torch.arange(size, device=device)
     in_rows = (rows[None] >= top[:, None]) & (rows[None] < (top + eh)[:, None])

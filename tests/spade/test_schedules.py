@@ -52,8 +52,25 @@ def test_mappings_exact_names_then_most_specific_pattern_then_untouched() -> Non
     assert schedules.resolve(0.3, ["a", "b"]) == {"a": 0.3, "b": 0.3}
 
 
+def test_an_unmatched_mapping_key_is_an_error_naming_it() -> None:
+    layers = ["layer4.0.conv1", "layer4.0.conv2", "fc"]
+    with pytest.raises(schedules.UnmatchedKeyError, match=r"^sparsity key\(s\) 'layr4\.\*' match no Conv2d or Linear"):
+        schedules.resolve({"layr4.*": 0.9, "fc": 0.95}, layers)
+    # a key may match a prunable layer outside the selection being pruned
+    assert schedules.resolve({"layer3.*": 0.5, "fc": 0.9}, ["fc"], known=layers + ["layer3.1.conv1"]) == {"fc": 0.9}
+    with pytest.raises(ValueError, match="'layer3.\\*'"):
+        schedules.resolve({"layer3.*": 0.5, "fc": 0.9}, ["fc"], known=layers)
+
+
+def test_the_paper_heuristic_is_a_named_schedule() -> None:
+    layers = [f"l{i}" for i in range(5)]
+    t = schedules.resolve(schedules.paper(), layers)
+    assert t["l0"] == 0 and t["l4"] == pytest.approx(0.99) and t["l2"] == pytest.approx(0.495)
+    assert schedules.paper() == schedules.PAPER == schedules.linear(0, 0.99) == schedules.parse("paper")
+
+
 @pytest.mark.parametrize("text,expected", [("0.9", 0.9), ("linear(0, 0.99)", schedules.linear(0, 0.99)),
-                                           ("default", schedules.DEFAULT),
+                                           ("default", schedules.DEFAULT), ("paper", schedules.PAPER),
                                            ("resnet50_tuned", schedules.resnet50_tuned)])
 def test_parse(text: str, expected) -> None:
     assert schedules.parse(text) == expected
