@@ -135,16 +135,42 @@ def degenerate_cases(main: pd.DataFrame, summary: dict) -> list[str]:
                                                    "reason": f"separation: {what} (no finite odds ratio)"}
     for key, fit in models.items():
         if key.startswith("mixed_") and isinstance(fit, dict) and fit.get("fitted"):
+            column = MODEL_OUTCOMES[key.removeprefix("mixed_")]
             zero = [k[:-3] for k, v in fit.items() if k.endswith("_sd") and k != "sd" and isinstance(v, (int, float))
-                    and v < SINGULAR_SD]
+                    and (v < SINGULAR_SD or (k[:-3] in CROSSED_TERMS and
+                                             moment_variance(main, column, CROSSED_TERMS[k[:-3]]) <= 0))]
             if zero:
                 fit["singular"] = zero
-                warnings.append(f"{key}: singular fit, the {' and '.join(zero)} variance is estimated at ~0 "
-                                f"(SD < {SINGULAR_SD}); its variance components are not interpretable")
+                warnings.append(f"{key}: singular fit, no {' and no '.join(zero)} variation beyond chance (its "
+                                f"one-way moment estimate is <= 0, or the fitted SD < {SINGULAR_SD}); variational "
+                                "Bayes still reports an SD there (the prior keeps it off 0): not a finding")
     for outcome, test in summary["primary"].items():
         if test.get("reason"):
             warnings.append(f"primary test of {outcome} not run: {test['reason']}")
     return warnings
+
+
+# Random-effect terms of the mixed model that are crossed (not nested in one another), and their columns.
+CROSSED_TERMS = {"rater": "rater_id", "item": "item_id"}
+
+
+def moment_variance(main: pd.DataFrame, column: str, group: str) -> float:
+    """One-way ANOVA (moment) estimate of the between-group variance of `column` around the condition means.
+
+    lme4 reports a fit as singular when a variance sits on its boundary, 0; a moment estimate
+    <= 0 says the same thing cheaply: the groups vary no more than chance alone would make them.
+    Variational Bayes cannot say it (its log-SD prior keeps every SD away from 0), hence this check.
+    """
+    resid = main[column] - main.groupby("condition")[column].transform("mean")
+    sizes = main[group].value_counts()
+    n, g = len(main), len(sizes)
+    if g < 2 or n <= g:
+        return float("nan")
+    means = resid.groupby(main[group]).transform("mean")
+    between = float(((means - resid.mean()) ** 2).sum()) / (g - 1)
+    within = float(((resid - means) ** 2).sum()) / (n - g)
+    n0 = (n - float((sizes ** 2).sum()) / n) / (g - 1)
+    return (between - within) / n0
 
 
 ROBUST_SOURCES = {"net": "net", "decision_rate": "decided"}

@@ -79,10 +79,13 @@ def render_report(summary: dict, source: str = "", plan: str | None = None, prov
                   "The two-way bootstrap (raters and items resampled together) is conservative when each rater "
                   "sees only some images, since it counts rating-level noise twice; the one-way bootstraps each "
                   "ignore the other source of variation, so the truth lies between them."]
-        mn = models.get("mixed_net", {})
+        mn = models.get("mixed_net") or {}
         if mn.get("fitted"):
-            lines += ["", f"Estimated between-rater SD {mn['rater_sd']:.2f} and between-item SD {mn['item_sd']:.2f} "
-                      "(log-odds, net correctness)."]
+            parts = [f"{k[:-3].replace('_', ' x ')} {v:.2f}" + (" (singular: at ~0)" if k[:-3] in mn.get("singular", [])
+                                                                else "")
+                     for k, v in mn.items() if k.endswith("_sd") and k != "sd" and isinstance(v, (int, float))]
+            lines += ["", f"Estimated random-effect SDs (log-odds, net agreement): {', '.join(parts)}. A singular "
+                      "component is reported as such: the data cannot tell it from 0, and its value is not a finding."]
     else:
         lines.append("Not run (`--no-models`).")
 

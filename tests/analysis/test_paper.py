@@ -229,3 +229,17 @@ def test_headline_labels_the_naive_interval_descriptive(runs, capsys):
     printed = capsys.readouterr().out
     assert "SPADE - dense (descriptive)" in printed and "Newcombe" in printed
     assert "replication verdict (net agreement, primary): replicated" in printed
+
+
+def test_singular_components_match_lme4_on_the_fixture(runs):
+    """Where glmer puts a crossed variance at 0 (tests/reference), the report calls the fit singular there."""
+    ref = pd.read_csv(REPO / "tests" / "reference" / "glmer_reference.csv")
+    ref = ref[(ref["dataset"] == "paper") & (ref["model"] == "task")].set_index("outcome")
+    s = summary(runs["base"] / "from_csv")
+    for outcome in ("net", "decided"):
+        at_zero = [t for t in ("rater", "item") if ref.loc[outcome, f"{t}_sd"] == 0 and ref.loc[outcome, "singular"]]
+        flagged = s["models"][f"mixed_{outcome}"].get("singular", [])
+        assert "rater" in at_zero and "rater" in flagged, (outcome, at_zero, flagged)
+        assert set(flagged) <= set(at_zero) | {"item"}, (outcome, flagged)
+    assert any("mixed_net: singular fit, no rater variation" in w for w in s["warnings"])
+    assert "(singular: at ~0)" in (runs["base"] / "from_csv" / "report.md").read_text()
