@@ -8,14 +8,27 @@
   it and steer a rater's clicks). Streamlit has no option for either.
 - `/_stcore/metrics` is not public: it lists the server's sessions and caches to anyone
   (Streamlit has no option to turn it off), so it answers 404 here.
+- Task pictures are served from `/study-picture/<hash>` (study/pictures.py): stable URLs that
+  survive reruns and that the browser caches, instead of Streamlit's per-session media files.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import streamlit as st
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+# `streamlit run study/server.py` puts study/ on sys.path, not the repository root.
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from study import pictures  # noqa: E402
 
 FRAME_HEADERS = [
     (b"x-frame-options", b"DENY"),
@@ -52,4 +65,19 @@ class StudyHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-app = st.App(str(Path(__file__).resolve().parent / "app.py"), middleware=[Middleware(StudyHeaders)])
+async def picture(request: Request) -> Response:
+    """A task picture published by the app (study/pictures.py); 404 for anything else."""
+    found = pictures.lookup(request.path_params["pid"])
+    if found is None:
+        return PlainTextResponse("Not Found", status_code=404)
+    data, mimetype = found
+    # Content-addressed: the same URL always means the same bytes, so the browser may keep it.
+    return Response(data, media_type=mimetype, headers={"Cache-Control": "private, max-age=86400, immutable"})
+
+
+pictures.served = True
+app = st.App(
+    str(Path(__file__).resolve().parent / "app.py"),
+    routes=[Route(pictures.ROUTE_PREFIX + "{pid:str}", picture, methods=["GET"])],
+    middleware=[Middleware(StudyHeaders)],
+)
