@@ -24,6 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from analysis.permutation import DEFAULT_PERMUTATIONS
+from analysis.permutation import METHOD as PRIMARY_METHOD
 from analysis.verdict import CRITERION
 from contracts.exclusion import ExclusionRules
 
@@ -101,8 +103,8 @@ def make_plan(config: dict, config_sha256: str, *, raters: int, items: int, powe
         "written_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "config_sha256": config_sha256,
         "design": design, "raters": raters, "items": items,
-        "primary": {"outcome": "net", "test": "permutation", "alpha": ALPHA, "sided": "two-sided",
-                    "n_permutations": n_permutations, "seed": seed},
+        "primary": {"outcome": "net", "test": "permutation", "method": PRIMARY_METHOD, "alpha": ALPHA,
+                    "sided": "two-sided", "n_permutations": n_permutations, "seed": seed},
         "exclusion": rules, "exclusion_declared": declared,
         "power": power,
         "secondary": ["decision rate", "agreement among decided", "mixed logistic model and GEE", "cluster bootstraps",
@@ -125,8 +127,8 @@ def render_plan(plan: dict) -> str:
              "## Primary outcome and test", "",
              "- Outcome: **net agreement**, the share of ratings choosing the region Score-CAM attributes to the "
              "visualized class (\"can't decide\" counts as not agreeing), SPADE - dense.",
-             f"- Test: design-based permutation test, condition labels of whole tasks swapped within each (image, "
-             f"target), {p['n_permutations']} permutations, seed {p['seed']}; the 95% interval inverts the test.",
+             f"- Test: {p.get('method', 'design-based permutation test')}; {p['n_permutations']} permutations, seed "
+             f"{p['seed']} (`analysis.permutation.primary_test`).",
              f"- alpha = {p['alpha']}, {p['sided']}.",
              f"- Replication criterion: {CRITERION}.",
              "- Only this test is confirmatory. Every other number is **secondary** (descriptive or exploratory, no "
@@ -175,6 +177,8 @@ def deviations(plan: dict, summary: dict) -> list[str]:
     p = plan["primary"]
     if primary.get("alpha") != p["alpha"]:
         out.append(f"alpha {primary.get('alpha')} instead of the planned {p['alpha']}")
+    if p.get("method") and primary.get("method") != p["method"]:
+        out.append(f"primary test run as \"{primary.get('method')}\" instead of the planned \"{p['method']}\"")
     if primary.get("n_permutations") != p["n_permutations"]:
         out.append(f"{primary.get('n_permutations')} permutations instead of the planned {p['n_permutations']}")
     if inp["seed"] != p["seed"]:
@@ -210,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulated studies for the power (default 200; 0: none, see --power)")
     p.add_argument("--power", type=float, default=None, metavar="P",
                    help="state this power (a fraction, from an earlier `analyze power` run) instead of simulating")
-    p.add_argument("--permutations", type=int, default=9999, help="permutations of the primary test (default 9999)")
+    p.add_argument("--permutations", type=int, default=DEFAULT_PERMUTATIONS,
+                   help=f"permutations of the primary test (default {DEFAULT_PERMUTATIONS})")
     p.add_argument("--seed", type=int, default=0, help="seed of the primary test and the power simulation")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
