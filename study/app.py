@@ -234,13 +234,11 @@ def consent_page(svc: StudyService, params: dict) -> None:
 
 def declined_page(svc: StudyService) -> None:
     """Shown after a rater declines consent; says exactly what was kept."""
-    st.title("You chose not to take part")
-    st.markdown(
-        "We kept only a note that this study link declined, with the time. No answers and nothing else "
-        "about you were recorded. You can close this page."
-    )
+    T = strings(svc)
+    st.title(T("declined_heading"))
+    st.markdown(T("declined_body"))
     if svc.config.identity == "prolific":
-        st.warning("Please return your submission on Prolific (the \"Return\" button there) so that your place goes to someone else.")
+        st.warning(T("declined_prolific"))
 
 
 def instructions_page(svc: StudyService, rater_id: str) -> None:
@@ -500,13 +498,13 @@ def main() -> None:
     """Route the request to a page."""
     db, bundle, config = os.environ.get(ENV_DB), os.environ.get(ENV_BUNDLE), os.environ.get(ENV_CONFIG, "")
     if not db or not bundle:
-        st.title("Cannot continue")
+        st.title(Strings()("refusal_heading"))
         st.error(f"The study is not configured: start it with `spade-study serve BUNDLE --db STUDY.db` ({ENV_BUNDLE} and {ENV_DB} are unset).")
         return
     try:
         svc = get_service(db, bundle, config)
     except (ConfigError, StudyDBError, ValueError, OSError) as exc:
-        st.title("Cannot continue")
+        st.title(Strings()("refusal_heading"))
         st.error(f"The study cannot start: {exc}")
         return
     st.set_page_config(page_title=svc.config.title, layout="wide", initial_sidebar_state="collapsed")
@@ -528,7 +526,7 @@ def main() -> None:
             return
         fb = st.session_state.get("practice_feedback")
         if rater.stage == "withdrawn":
-            withdrawn_page()
+            withdrawn_page(strings(svc))
             return
         if fb and fb.get("rater_id") == rater.rater_id:
             practice_feedback_page(fb, strings(svc))
@@ -572,27 +570,24 @@ def page_failed(svc: StudyService, rater: object, current: Assignment | None, ex
             svc.log_page_error(rater_id, getattr(rater, "stage", "unknown"), error)
     except Exception:  # the log itself failed (e.g. the disk): the rater still gets the plain message
         pass
-    st.error("Sorry, this page could not be shown. The problem has been reported to the researchers.")
-    st.button("Continue", type="primary", key="error-continue")
+    T = strings(svc)
+    st.error(T("page_error"))
+    st.button(T("page_error_continue"), type="primary", key="error-continue")
 
 
 def withdraw_control(svc: StudyService, rater_id: str) -> None:
     """Withdrawal from any page: the answers stay stored, marked withdrawn, and leave exports and analysis."""
-    with st.expander("Withdraw from the study"):
-        st.markdown(
-            "You may stop at any time by closing this page. If you withdraw here, your answers are kept in the "
-            "study's database but marked as withdrawn: they are left out of every export and analysis."
-        )
-        st.button("Withdraw now", key="withdraw-confirm", on_click=svc.withdraw, args=(rater_id,))
+    T = strings(svc)
+    with st.expander(T("withdraw_expander")):
+        st.markdown(T("withdraw_body"))
+        st.button(T("withdraw_now"), key="withdraw-confirm", on_click=svc.withdraw, args=(rater_id,))
 
 
-def withdrawn_page() -> None:
+def withdrawn_page(T: Strings | None = None) -> None:
     """Shown to a rater who withdrew."""
-    st.title("You have withdrawn")
-    st.markdown(
-        "Your answers are marked as withdrawn and will not be used in any export or analysis. "
-        "Thank you for your time. You can close this page."
-    )
+    T = T or Strings()
+    st.title(T("withdrawn_heading"))
+    st.markdown(T("withdrawn_body"))
 
 
 main()

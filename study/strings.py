@@ -1,4 +1,4 @@
-"""Every fixed interface string of the rater and admin pages, in one table.
+"""Every fixed interface string of the rater's pages, in one table (the admin page stays in English).
 
 A study config can replace any of them in a `[strings]` table (for a study in another
 language, or other wording) without touching code:
@@ -43,7 +43,9 @@ DEFAULT_STRINGS: dict[str, str] = {
     "consent_continue": "Continue",
     "consent_decline": "I do not agree",
     "declined_heading": "You chose not to take part",
-    "declined_body": "You can close this page.",
+    "declined_body": "We kept only a note that this study link declined, with the time. No answers and nothing else "
+    "about you were recorded. You can close this page.",
+    "declined_prolific": 'Please return your submission on Prolific (the "Return" button there) so that your place goes to someone else.',
     # instructions and practice
     "instructions_heading": "Instructions",
     "worked_example": "A worked example",
@@ -73,6 +75,16 @@ DEFAULT_STRINGS: dict[str, str] = {
     "feedback_label": "Anything you would like to tell us about the study? (optional)",
     "feedback_send": "Send feedback",
     "feedback_thanks": "Thank you for your feedback.",
+    # errors and withdrawal
+    "page_error": "Sorry, this page could not be shown. The problem has been reported to the researchers.",
+    "page_error_continue": "Continue",
+    "withdraw_expander": "Withdraw from the study",
+    "withdraw_body": "You may stop at any time by closing this page. If you withdraw here, your answers are kept in the "
+    "study's database but marked as withdrawn: they are left out of every export and analysis.",
+    "withdraw_now": "Withdraw now",
+    "withdrawn_heading": "You have withdrawn",
+    "withdrawn_body": "Your answers are marked as withdrawn and will not be used in any export or analysis. "
+    "Thank you for your time. You can close this page.",
 }
 
 
