@@ -107,6 +107,7 @@ def target_rates(main: pd.DataFrame) -> dict[str, dict[str, object]]:
 # Below this, a variance component's estimate is reported as at its boundary (a singular fit).
 SINGULAR_SD = 0.05
 MODEL_OUTCOMES = {"net": "correct_region", "decided": "decided"}
+MIN_CLUSTERS = 10  # fewer raters or images than this: the cluster bootstraps are flagged as unreliable
 
 
 def degenerate_cases(main: pd.DataFrame, summary: dict) -> list[str]:
@@ -144,6 +145,23 @@ def degenerate_cases(main: pd.DataFrame, summary: dict) -> list[str]:
                 warnings.append(f"{key}: singular fit, no {' and no '.join(zero)} variation beyond chance (its "
                                 f"one-way moment estimate is <= 0, or the fitted SD < {SINGULAR_SD}); variational "
                                 "Bayes still reports an SD there (the prior keeps it off 0): not a finding")
+    boot = models.get("bootstrap") or {}
+    flat = []
+    for scheme, result in boot.items():
+        for metric in ("decision_rate", "agreement", "net"):
+            ci = (result.get(metric) or {}).get("ci")
+            if ci is not None and ci[1] - ci[0] < 1e-12:
+                # A zero-width interval from resampling too few clusters is no interval: drop it.
+                result[metric]["ci"] = None
+                flat.append(f"{metric.replace('_', ' ')} ({scheme.replace('_', ' ')})")
+    if flat:
+        warnings.append(f"cluster bootstrap: every replicate gave the same difference for {', '.join(flat)} "
+                        "(too few raters or images to resample); no interval reported")
+    few = [f"{len_} {what}" for len_, what in ((n_raters, "raters"), (int(main["item_id"].nunique()), "images"))
+           if 2 <= len_ < MIN_CLUSTERS]
+    if few and boot:
+        warnings.append(f"only {' and '.join(few)}: cluster bootstrap intervals rest on very few clusters and "
+                        "are unreliable")
     for outcome, test in summary["primary"].items():
         if test.get("reason"):
             warnings.append(f"primary test of {outcome} not run: {test['reason']}")

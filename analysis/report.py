@@ -53,7 +53,7 @@ def render_report(summary: dict, source: str = "", plan: str | None = None, prov
             "paper (from its rates)": f"{published:.1f}" + (
                 f" (text: {stated:.1f})" if stated is not None and abs(stated - published) > 0.05 else ""),
             "measured [clustered 95% CI]": pct_with_ci(diff["estimate"], diff.get("robust_ci")) if diff.get(
-                "robust_ci") else f"{pct(diff['estimate'])} [not run]",
+                "robust_ci") else f"{pct(diff['estimate'])} [no interval]",
             "clustered interval from": diff.get("robust_method", "--"),
             "descriptive [Newcombe 95% CI]": pct_with_ci(diff["estimate"], diff["ci"]),
         })

@@ -71,7 +71,7 @@ def headline_table(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
             ci = d.get(key) or [None, None]
             row.update({m: d["estimate"], f"{m}_lo": ci[0], f"{m}_hi": ci[1]})
             disp[f"{mlabel} % [95% CI]"] = pct_with_ci(d["estimate"], d.get(key)) if d.get(key) else (
-                f"{pct(d['estimate'])} [not run]" if d["estimate"] is not None else "--")
+                f"{pct(d['estimate'])} [no interval]" if d["estimate"] is not None else "--")
         disp["pairs agree / disagree"] = ""
         disp["ratio"] = ""
         rows.append(row)
@@ -81,7 +81,8 @@ def headline_table(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 HEADLINE_NOTE = ("Clustered: the net agreement and decision rate intervals invert the primary permutation test "
                  "(condition labels of whole tasks permuted); the agreement interval is the two-way cluster "
-                 "bootstrap (raters x images), \"not run\" without the models. Descriptive: Newcombe intervals "
+                 "bootstrap (raters x images), \"no interval\" without the models or with too few raters or images. "
+                 "Descriptive: Newcombe intervals "
                  "that treat ratings as independent; they are too narrow and are not a test.")
 
 

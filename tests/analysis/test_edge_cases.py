@@ -42,6 +42,7 @@ def test_hostile_rater_ids_are_escaped_and_outputs_follow_the_umask(tmp_path):
     assert set(modes.values()) == {0o640}, modes  # 0666 minus the umask, not mkstemp's 0600
 
 
+@pytest.mark.slow
 def test_one_rater_reports_no_model_and_no_bootstrap(tmp_path):
     rows = [("solo", *rest) for _, *rest in BASE if _ == "r1"]
     summary, _, _ = summarize(study(rows), fit_models=True, n_boot=200, n_permutations=99)
@@ -77,3 +78,13 @@ def test_a_variance_at_zero_is_reported_as_a_singular_fit():
     warnings = degenerate_cases(main, summary)
     assert summary["models"]["mixed_net"]["singular"][0] == "rater"
     assert any(w.startswith("mixed_net: singular fit, no rater") for w in warnings)
+
+
+def test_a_zero_width_bootstrap_interval_is_dropped_with_a_warning():
+    rows = [("r1", "i1/spade", "i1", "spade", "A", "A"), ("r2", "i1/dense", "i1", "dense", "B", "A"),
+            ("r1", "i2/dense", "i2", "dense", "undecided", "A"), ("r2", "i2/spade", "i2", "spade", "A", "A")]
+    summary, _, _ = summarize(study(rows), fit_models=True, n_boot=50, n_permutations=99)
+    assert summary["difference"]["agreement"]["robust_ci"] is None
+    assert summary["models"]["bootstrap"]["raters_and_items"]["agreement"]["ci"] is None
+    assert any("every replicate gave the same difference" in w for w in summary["warnings"])
+    assert any(w.startswith("only 2 raters and 2 images") for w in summary["warnings"])
