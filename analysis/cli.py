@@ -143,12 +143,20 @@ def main(argv: list[str] | None = None, assign: Callable | None = None) -> int:
     from analysis.tables import HEADLINE_NOTE, headline_table, to_markdown
 
     source = f"--db {args.db}" if args.db else f"--responses {args.responses}"
+    rule_exclusions = None
+    if plan_text is not None:
+        from analysis.plan import parse_plan, plan_exclusions, read_raters_table
+
+        plan = parse_plan(plan_text)
+        if plan["exclusion"]:
+            rule_exclusions = plan_exclusions(plan, responses, read_raters_table(args.db) if args.db else None)
     try:
         summary = run_analysis(responses, args.out, source=source, progress=not args.quiet, plan=plan_text,
                                provenance=provenance(args.db or args.responses),
                                exclude_failing_catch=args.exclude_raters_failing_catch,
                                min_catch_accuracy=args.min_catch_accuracy, seed=args.seed,
-                               n_boot=args.bootstrap, n_permutations=args.permutations, fit_models=not args.no_models, observer=observer)
+                               n_boot=args.bootstrap, n_permutations=args.permutations, fit_models=not args.no_models,
+                               observer=observer, plan_exclusions=rule_exclusions)
     except ResponsesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -160,7 +168,8 @@ def main(argv: list[str] | None = None, assign: Callable | None = None) -> int:
         print(f"warning: {warning}")
     inp = summary["input"]
     if inp["excluded_raters"]:
-        print(f"excluded {len(inp['excluded_raters'])} rater(s) failing catch trials: {', '.join(inp['excluded_raters'])}")
+        why = "the plan's exclusion rules" if rule_exclusions else "catch trials"
+        print(f"excluded {len(inp['excluded_raters'])} rater(s) failing {why}: {', '.join(inp['excluded_raters'])}")
     elif inp["raters_failing_catch"]:
         print(f"note: {len(inp['raters_failing_catch'])} rater(s) fail the catch trials; "
               "--exclude-raters-failing-catch drops them")

@@ -34,6 +34,7 @@ DEFAULT_BOOTSTRAP = 2000
 def summarize(responses: pd.DataFrame, *, exclude_failing_catch: bool = False,
               min_catch_accuracy: float = DEFAULT_MIN_CATCH_ACCURACY, seed: int = 0,
               n_boot: int = DEFAULT_BOOTSTRAP, fit_models: bool = True, n_permutations: int = DEFAULT_PERMUTATIONS,
+              plan_exclusions: dict | None = None,
               progress: bool = False, observer: dict | None = None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """Compute the summary dict, the per-rater table and the per-item table of validated responses.
 
@@ -41,7 +42,8 @@ def summarize(responses: pd.DataFrame, *, exclude_failing_catch: bool = False,
     """
     df = add_outcomes(responses)
     failing = failing_catch(df, min_catch_accuracy)
-    excluded = failing if exclude_failing_catch else []
+    excluded = sorted(set(failing if exclude_failing_catch else [])
+                      | {r for ids in (plan_exclusions or {}).get("excluded", {}).values() for r in ids})
     raters = rater_table(df, excluded)
     main = df[(df["is_catch"] == 0) & ~df["rater_id"].isin(excluded)]
     if main.empty:
@@ -71,6 +73,7 @@ def summarize(responses: pd.DataFrame, *, exclude_failing_catch: bool = False,
             "raters_failing_catch": failing,
             "min_catch_accuracy": float(min_catch_accuracy),
             "exclude_raters_failing_catch": bool(exclude_failing_catch),
+            "plan_exclusions": plan_exclusions,
             "excluded_raters": list(excluded),
             "analysed_ratings": int(len(main)),
             "analysed_raters": int(main["rater_id"].nunique()),

@@ -24,6 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+
 from analysis.permutation import DEFAULT_PERMUTATIONS
 from analysis.permutation import METHOD as PRIMARY_METHOD
 from analysis.verdict import CRITERION
@@ -42,8 +44,6 @@ EXCLUSION_WORDING: dict[str, str] = {
     "min_answers_per_side": "fewer than {v} answers A or fewer than {v} answers B",
     "require_practice_passed": "practice not passed",
 }
-# The rules this analysis itself applies (the others are applied by the study app before export).
-APPLIED_HERE = {"min_catch_accuracy"}
 JSON_FENCE = re.compile(r"```json spade-study-plan\n(.*?)\n```", re.S)
 
 
@@ -186,18 +186,47 @@ def deviations(plan: dict, summary: dict) -> list[str]:
     completed = inp["raters"]
     if completed != plan["raters"]:
         out.append(f"{completed} raters in the data instead of the planned {plan['raters']} (stopping rule)")
+    applied = inp.get("plan_exclusions")
+    if plan["exclusion"] and applied is None:
+        out.append("the plan's exclusion rules were not applied (run `spade-study analyze --plan` on the data)")
+    for rule in (applied or {}).get("not_evaluable", []):
+        out.append(f"declared exclusion rule {rule} could not be evaluated: it needs the raters table of the study "
+                   "database (give --db instead of --responses)")
     catch = plan["exclusion"].get("min_catch_accuracy")
-    if catch is not None and not inp["exclude_raters_failing_catch"]:
-        out.append(f"raters failing the catch rule (accuracy < {catch}) were not excluded "
-                   f"({len(inp['raters_failing_catch'])} such rater(s)); run with --exclude-raters-failing-catch")
-    elif catch is not None and abs(inp["min_catch_accuracy"] - catch) > 1e-9:
-        out.append(f"catch accuracy threshold {inp['min_catch_accuracy']} instead of the planned {catch}")
-    elif catch is None and inp["exclude_raters_failing_catch"]:
-        out.append("raters were excluded on catch accuracy, which the plan does not declare")
-    for key in sorted(set(plan["exclusion"]) - APPLIED_HERE):
-        out.append(f"declared exclusion rule {key} = {plan['exclusion'][key]} is not applied by this analysis "
-                   "(apply it before export, e.g. in the study's admin page)")
+    if inp["exclude_raters_failing_catch"] and (catch is None or abs(inp["min_catch_accuracy"] - catch) > 1e-9):
+        out.append(f"raters with catch accuracy below {inp['min_catch_accuracy']} were excluded, which the plan "
+                   f"does not declare (plan: {'no catch rule' if catch is None else catch})")
     return out
+
+
+def read_raters_table(db: Path) -> pd.DataFrame | None:
+    """The study database's raters table (`contracts.exclusion.read_raters`), opened read-only."""
+    import sqlite3
+
+    from contracts.exclusion import read_raters
+
+    conn = sqlite3.connect(f"{Path(db).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return read_raters(conn)
+    finally:
+        conn.close()
+
+
+def plan_exclusions(plan: dict, responses: pd.DataFrame, raters: pd.DataFrame | None) -> dict:
+    """Evaluate the plan's declared exclusion rules (`contracts.exclusion`, as the study app does).
+
+    Returns {"excluded": {rule: [rater ids]}, "not_evaluable": [rules needing the raters table]}.
+    """
+    from contracts.exclusion import RULES, evaluate, rater_measures
+
+    rules = ExclusionRules.from_dict(plan["exclusion"])
+    table = evaluate(rater_measures(responses, raters), rules)
+    # Without the raters table (a CSV), these measures are unknown and exclude nobody.
+    missing = {"instruction_time", "practice"} if raters is None else set()
+    active = rules.active()
+    return {"excluded": {rule: sorted(table.index[table[f"fails_{rule}"]].tolist()) for rule in active
+                         if rule in RULES and rule not in missing},
+            "not_evaluable": [rule for rule in active if rule in missing]}
 
 
 def build_parser() -> argparse.ArgumentParser:

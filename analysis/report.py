@@ -25,7 +25,9 @@ def render_report(summary: dict, source: str = "", plan: str | None = None, prov
         "",
     ]
     failing = inp["raters_failing_catch"]
-    if inp["exclude_raters_failing_catch"]:
+    if inp.get("plan_exclusions"):
+        lines.append(f"Excluded by the plan's declared rules: {', '.join(inp['excluded_raters']) or 'nobody'}.")
+    elif inp["exclude_raters_failing_catch"]:
         lines.append(f"Excluded {len(failing)} rater(s) with catch accuracy below {inp['min_catch_accuracy']:.2f}: "
                      f"{', '.join(failing) if failing else 'none'}.")
     else:
@@ -144,6 +146,8 @@ def _flow(summary: dict) -> list[str]:
             f"| in the data (answered at least one task) | {inp['raters']} | {inp['responses']} |",
             f"| catch trials (left out of every outcome) | | {inp['catch_trials']} |",
             f"| failing the catch rule (accuracy < {inp['min_catch_accuracy']:.2f}) | {len(inp['raters_failing_catch'])} | |",
+            *[f"| failing the plan's rule {rule} | {len(ids)} | |"
+              for rule, ids in ((inp.get("plan_exclusions") or {}).get("excluded") or {}).items()],
             f"| excluded | {excluded} | {inp['responses'] - inp['catch_trials'] - inp['analysed_ratings']} |",
             f"| analysed | {inp['analysed_raters']} | {inp['analysed_ratings']} |"]
 

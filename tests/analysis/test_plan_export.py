@@ -82,20 +82,27 @@ def test_plan_refuses_a_bad_config(tmp_path, capsys, config, message):
 
 
 @pytest.mark.slow
-def test_report_quotes_the_plan_and_flags_deviations(tmp_path):
-    config = write(tmp_path / "study.toml", CONFIG)
+def test_report_applies_the_plans_exclusions_and_flags_deviations(tmp_path, capsys):
+    """The plan's declared rules are evaluated as the study app does (contracts.exclusion); deviations listed."""
+    config = write(tmp_path / "study.toml", CONFIG + "min_instruction_seconds = 15\n")
     plan_path = tmp_path / "plan.md"
     assert analyze(["plan", "--config", str(config), "--out", str(plan_path), "--raters", "3", "--power", "0.9"]) == 0
     csv = write_csv(responses_frame(TINY), tmp_path / "responses.csv")
     out = tmp_path / "analysis"
     assert analyze(["--responses", str(csv), "--out", str(out), "--plan", str(plan_path), "--no-models", "--quiet",
                     "--permutations", "999"]) == 0
+    assert "excluded 1 rater(s) failing the plan's exclusion rules: r2" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    # r2 missed its one catch trial (accuracy 0 < 0.8); both raters' tasks span 5+ minutes (> 135 s)
+    assert summary["input"]["plan_exclusions"]["excluded"] == {"catch_accuracy": ["r2"], "total_time": []}
+    assert summary["input"]["excluded_raters"] == ["r2"] and summary["input"]["analysed_raters"] == 1
     report = (out / "report.md").read_text()
     assert "## Pre-registration" in report and "The plan as written" in report and "> # Pre-registration" in report
+    assert "| failing the plan's rule catch_accuracy | 1 | |" in report
     for deviation in ("999 permutations instead of the planned 9999", "2 raters in the data instead of the planned 3",
-                      "failing the catch rule (accuracy < 0.8) were not excluded (1 such rater(s))",
-                      "declared exclusion rule min_total_seconds = 135 is not applied"):
+                      "rule instruction_time could not be evaluated: it needs the raters table"):
         assert deviation in report, deviation
+    assert "were not applied" not in report
     broken = write(tmp_path / "notaplan.md", "# my plan\n")
     assert analyze(["--responses", str(csv), "--out", str(tmp_path / "x"), "--plan", str(broken)]) == 2
     assert not (tmp_path / "x").exists()
