@@ -47,7 +47,7 @@ def summarize(responses: pd.DataFrame, *, exclude_failing_catch: bool = False,
     raters = rater_table(df, excluded)
     main = df[(df["is_catch"] == 0) & ~df["rater_id"].isin(excluded)]
     if main.empty:
-        why = " or from raters failing the catch trials" if excluded else ""
+        why = f" or from the {len(excluded)} excluded rater(s)" if excluded else ""
         raise ResponsesError(f"no ratings to analyse: all {len(df)} responses are catch trials{why}")
 
     per_condition = condition_metrics(main)

@@ -179,7 +179,7 @@ def test_nothing_left_to_analyse_is_refused(tmp_path, capsys):
     only_b = write_csv(responses_frame(rows[1:]), tmp_path / "b.csv")
     assert analyze(["--responses", str(only_b), "--out", str(tmp_path / "q"), "--no-models", "--quiet",
                     "--exclude-raters-failing-catch"]) == 2
-    assert "or from raters failing the catch trials" in capsys.readouterr().err
+    assert "or from the 1 excluded rater(s)" in capsys.readouterr().err
 
 
 def test_one_condition_only_gives_nulls_not_crashes(tmp_path):
