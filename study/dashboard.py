@@ -16,6 +16,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # the server has no display
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from statsmodels.stats.proportion import proportion_confint  # noqa: E402
@@ -87,7 +88,9 @@ def progress_figure(series: list[tuple[datetime, int]], target: int | None = Non
     fig, ax = plt.subplots(figsize=(6.4, 2.8), dpi=100, layout="constrained")
     if series:
         ax.step([t for t, _ in series], [n for _, n in series], where="post", color="#1f2029")
-        fig.autofmt_xdate()
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     else:
         ax.text(0.5, 0.5, "no answers yet", ha="center", va="center", transform=ax.transAxes)
     if target:
@@ -143,7 +146,7 @@ def show_dashboard(db_path: str | Path, target_answers: int | None = None, exclu
         flow_figure(participant_flow(db_path, excluded)),
     ]
     alts = ["Progress over time: answers stored", "Rates per condition with 95% Wilson intervals", "Participant flow"]
-    cols = st.columns(3)
+    cols = st.columns(3, gap="medium")
     for col, fig, alt in zip(cols, figs, alts):
         with col:
             st.image(figure_png(fig), alt=alt, output_format="PNG")  # st.pyplot has no alt text
