@@ -17,6 +17,7 @@ from .capture import capture_hessians, execution_order, grouped_weight, is_pruna
 from .preprocess import ImageLike, Preprocess
 from .solvers import check_options, get_solver, layer_options
 from .solvers.damping import DEFAULT_DAMPING, parse_damping
+from .threads import cpu_threads, sound_thread_count
 from .trace import LayerTrace, Trace
 
 
@@ -143,7 +144,8 @@ def _prune(model: nn.Module, x0: torch.Tensor, make_batches: Callable[[], Iterat
     if not modules:
         raise ValueError("the model has no Conv2d or Linear layer to prune")
 
-    with _eval_mode(work), torch.inference_mode(), _flush_denormals():
+    threads = sound_thread_count() if device.type == "cpu" else torch.get_num_threads()
+    with _eval_mode(work), torch.inference_mode(), _flush_denormals(), cpu_threads(threads):
         t = time.perf_counter()
         with execution_order(modules) as order:
             dense_out = work(x0)
@@ -203,7 +205,7 @@ def _prune(model: nn.Module, x0: torch.Tensor, make_batches: Callable[[], Iterat
         "model": type(model).__name__, "solver": solver, "damping": damping, "block_size": block_size,
         "layers": list(layers) if layers is not None else None, "targets": dict(targets),
         "sparsity": sparsity if isinstance(sparsity, (int, float, dict)) else str(sparsity),
-        "skipped_layers": skipped, "torch": str(torch.__version__),
+        "skipped_layers": skipped, "torch": str(torch.__version__), "threads": threads,
     }
     trace = Trace(records, settings, dense_top1=dense_top1, timings=timings)
     t = time.perf_counter()

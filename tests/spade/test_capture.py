@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from efficientnet_lite_pytorch.utils import Conv2dStaticSamePadding
 from torch import nn
 
-from spade.capture import HessianAccumulator, capture_hessians, grouped_weight, im2col_gram, symmetric_gram, weight_groups
+from spade.capture import (HessianAccumulator, capture_hessians, forward_copy, grouped_weight, im2col_gram,
+                           symmetric_gram, weight_groups)
 
 
 CONVS = [
@@ -128,3 +129,42 @@ def test_band_gram_equals_im2col_gram_on_a_dense_layer(stride: int) -> None:
     acc.add(x)
     gram, m = im2col_gram(conv, x)
     assert m == acc.n and torch.allclose(acc.H * m, gram)
+
+
+class _Shared(nn.Module):
+    """conv -> BN, a static-padding conv -> BN, and a conv whose output also skips past its BN."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.bn_a = nn.Conv2d(3, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6)
+        self.b, self.bn_b = Conv2dStaticSamePadding(6, 6, 3, stride=2, groups=6, image_size=12), nn.BatchNorm2d(6)
+        self.c, self.bn_c = nn.Conv2d(6, 6, 1), nn.BatchNorm2d(6)
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn_a(self.a(x)))
+        x = torch.relu(self.bn_b(self.b(x)))
+        y = self.c(x)
+        return self.fc((self.bn_c(y) + y).mean((2, 3)))  # y is used twice: bn_c must stay
+
+
+def test_batchnorm_folded_channels_last_copy_keeps_outputs_and_hessians() -> None:
+    torch.manual_seed(0)
+    model = _Shared()
+    for bn in (model.bn_a, model.bn_b, model.bn_c):  # non-trivial running statistics
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.data.uniform_(0.5, 2)
+    model.eval()
+    copy = forward_copy(model, torch.device("cpu"))
+    kinds = [type(m).__name__ for m in copy.modules()]
+    assert kinds.count("BatchNorm2d") == 1  # bn_a and bn_b folded, bn_c kept
+    x = torch.randn(4, 3, 12, 12)
+    with torch.inference_mode():
+        assert torch.allclose(copy(x.contiguous(memory_format=torch.channels_last)), model(x), atol=1e-5)
+        modules = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+        plain = capture_hessians(model, modules, [x[:2], x[2:]], torch.device("cpu"), fast=False)
+        fast = capture_hessians(model, modules, [x[:2], x[2:]], torch.device("cpu"), fast=True)
+    assert set(fast) == set(modules)
+    for name in modules:
+        assert fast[name].n == plain[name].n
+        assert torch.allclose(fast[name].H, plain[name].H, atol=1e-5, rtol=1e-4), name
+    assert all(p.data_ptr() != q.data_ptr() for p, q in zip(model.parameters(), copy.parameters()))

@@ -155,3 +155,17 @@ def test_a_chw_tensor_image_gives_the_same_trace_as_the_pil_image() -> None:
     a = spade.prune(model, pil, **kwargs)
     b = spade.prune(model, pil_to_tensor(pil), **kwargs)
     assert torch.equal(a.layers["_fc"].mask(), b.layers["_fc"].mask())
+
+
+def test_thread_count_is_capped_by_the_free_cores(monkeypatch) -> None:
+    from spade import threads
+
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (7.5, 7.0, 6.0))  # a busy shared machine
+    assert threads.sound_thread_count(2) == 1
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.1, 0.1, 0.1))  # idle
+    assert threads.sound_thread_count(2) == 2 and threads.sound_thread_count(1) == 1
+    before = torch.get_num_threads()
+    with threads.cpu_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before
