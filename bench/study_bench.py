@@ -8,6 +8,10 @@ no response lost or duplicated, no image twice per rater, conditions and A/B sid
 balanced within every rater, and coverage k reached by every task before any task
 got k + 1. Reports p50/p95/p99 latencies of `next_task` and `submit`.
 
+These are the Python service layer's latencies only (the SQLite work of one click), not what a
+rater waits for: `bench/study_load.py` measures click-to-next-task-rendered through the real
+server (Streamlit's script run, websocket, pictures).
+
     .venv/bin/python bench/study_bench.py                      # 50 raters, paper design
     .venv/bin/python bench/study_bench.py --think 0 0          # no pause: worst-case contention
 

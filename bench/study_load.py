@@ -10,9 +10,11 @@ headless chromium raters (tests/study/helpers.drive_rater) next to the websocket
 check that both see the same latencies.
 
 Measured per transition, from the click being sent:
-- `rendered`: the new page is complete: the script run finished (`script_finished`) and every
-  picture of the page was fetched; this is "click-to-next-task-rendered";
-- `first_paint`: the new page's heading arrived (what the rater first sees change).
+- `rendered`: the new page is on screen: the last element of its first script run arrived and
+  every picture of the page was fetched; this is "click-to-next-task-rendered";
+- `first_paint`: the new page's heading arrived (what the rater first sees change);
+- `settled`: the last run of the page finished (with a minimum viewing time, the rerun that
+  enables the answer buttons comes that much later; a rater cannot answer before it).
 Reported separately for task -> task transitions (the goal) and for all transitions.
 Afterwards the database is audited (bench/study_bench.audit): answers clicked vs stored,
 lost, duplicated, the policy's invariants. The server's RSS and CPU are sampled every 0.5 s.
@@ -116,9 +118,14 @@ class Rater:
         self.clicked: list[tuple[int, str]] = []  # (assignment_id, choice) of every task answer sent
         self.code: str | None = None
         self.error: str | None = None
+        self.broken_pictures = 0  # picture URLs that answered with an error (e.g. 404: already released)
 
-    async def _run_page(self, ws: object, trigger: str | None, started: float) -> tuple[Page, float, float]:
-        """Send one rerun (optionally with a clicked button) and read the run; return the page, first-heading and finished times."""
+    async def _run_page(self, ws: object, trigger: str | None, started: float) -> tuple[Page, float, float, float]:
+        """Send one rerun (optionally with a clicked button) and read it to the end; fetch the page's pictures
+        as their URLs arrive. Return the page (widgets in their latest state) and, in seconds after
+        `started`: the first heading, the page shown (the first run's last element arrived and its
+        pictures fetched) and the page settled (the last run finished: after the minimum viewing
+        time, the run that enables the answer buttons)."""
         msg = BackMsg()
         msg.rerun_script.query_string = self.query
         for wid, value in self.values.items():
@@ -128,54 +135,74 @@ class Rater:
             w = msg.rerun_script.widget_states.widgets.add()
             w.id, w.trigger_value = trigger, True
         await ws.send(msg.SerializeToString())  # type: ignore[attr-defined]
-        page, first = Page(), None
+        loop = asyncio.get_running_loop()
+        page, first, runs, shown_at = Page(), None, 0, None
+        last_delta, fetches = started, []
         while True:
             fm = ForwardMsg()
             fm.ParseFromString(await asyncio.wait_for(ws.recv(), STEP_TIMEOUT_S))  # type: ignore[attr-defined]
             kind = fm.WhichOneof("type")
-            if kind == "page_info_changed":
+            now = time.perf_counter()
+            if kind == "script_finished" and (runs == 0 or last_delta == started):
+                continue  # the end of a run that started before this click, or one that drew nothing
+            if kind == "new_session":
+                runs += 1
+                if runs == 2 and shown_at is None:
+                    shown_at = last_delta  # a rerun started: the first run's page was complete
+            elif kind == "page_info_changed":
                 self.query = fm.page_info_changed.query_string
             elif kind == "delta" and fm.delta.WhichOneof("type") == "new_element":
+                if shown_at is None:
+                    last_delta = now
                 el = fm.delta.new_element
                 ek = el.WhichOneof("type")
+                urls: list[str] = []
                 if ek == "heading":
                     page.headings.append(el.heading.body)
                     if first is None:
-                        first = time.perf_counter() - started
+                        first = now - started
                 elif ek in ("button", "checkbox", "download_button"):
                     w = getattr(el, ek)
                     page.widgets[widget_key(w.id)] = (w.id, ek, w.disabled)
                 elif ek == "imgs":
-                    page.images += [img.url for img in el.imgs.imgs]
+                    urls = [img.url for img in el.imgs.imgs]
                 elif ek == "code":
                     page.codes.append(el.code.code_text)
-                elif ek == "markdown" and el.markdown.body.lstrip().startswith("<img"):
-                    # Pictures served as static files come as <img src=...> in Markdown.
-                    src = el.markdown.body.split('src="', 1)[1].split('"', 1)[0]
-                    page.images.append(src)
+                elif ek == "markdown" and "<img " in el.markdown.body:
+                    # Task pictures at their stable URLs (study/pictures.py) come as <img src=...> in Markdown.
+                    urls = [part.split('"', 1)[0] for part in el.markdown.body.split('src="')[1:]]
+                for u in urls:
+                    if u not in page.images:
+                        page.images.append(u)
+                        if shown_at is None:
+                            fetches.append(loop.run_in_executor(self.pool, self._fetch, u))
             elif kind == "script_finished":
+                if shown_at is None:
+                    shown_at = last_delta
                 if fm.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
                     break
-                # A run interrupted by a newer one (st.rerun): keep reading until that one finishes.
-        finished = time.perf_counter() - started
-        return page, (first if first is not None else finished), finished
+                # A run ended by st.rerun (e.g. the minimum viewing time is over): read the next run too.
+        settled = time.perf_counter() - started
+        fetched = [await f for f in fetches]
+        shown = max([shown_at] + [t for _, t in fetched]) - started
+        return page, (first if first is not None else settled), shown, settled
 
-    def _fetch(self, url: str) -> int:
+    def _fetch(self, url: str) -> tuple[int, float]:
+        """GET one picture; return its size (-1: it failed, as a broken picture in a browser) and when."""
         full = url if url.startswith("http") else self.base + ("" if url.startswith("/") else "/") + url
-        with urllib.request.urlopen(full, timeout=STEP_TIMEOUT_S) as resp:
-            return len(resp.read())
-
-    async def _fetch_images(self, page: Page) -> None:
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self.pool, self._fetch, u) for u in page.images))
+        try:
+            with urllib.request.urlopen(full, timeout=STEP_TIMEOUT_S) as resp:
+                return len(resp.read()), time.perf_counter()
+        except OSError:
+            self.broken_pictures += 1
+            return -1, time.perf_counter()
 
     async def run(self, deadline: float, bar: tqdm) -> None:
         """Go from the link to the end page; record one sample per click."""
         try:
             async with websockets.connect(self.base.replace("http", "ws", 1) + "/_stcore/stream", subprotocols=["streamlit"],
                                           max_size=None, open_timeout=STEP_TIMEOUT_S) as ws:
-                page, _, _ = await self._run_page(ws, None, time.perf_counter())
-                await self._fetch_images(page)
+                page, *_ = await self._run_page(ws, None, time.perf_counter())
                 while time.monotonic() < deadline:
                     stage = page.stage()
                     if stage == "done":
@@ -186,7 +213,7 @@ class Rater:
                         return
                     if stage == "consent" and not self.values:
                         self.values[page.widgets["consent-agree"][0]] = True  # ticking the box is a rerun too
-                        page, _, _ = await self._run_page(ws, None, time.perf_counter())
+                        page, *_ = await self._run_page(ws, None, time.perf_counter())
                         continue
                     if stage == "consent":
                         key = "consent-continue"
@@ -202,16 +229,16 @@ class Rater:
                         await asyncio.sleep(self.rng.uniform(*self.think))
                         choice = self.rng.choice(["A", "B", "undecided"])
                         key = page.key("task-", "-A")[: -len("A")] + choice
-                        wid, _, disabled = page.widgets[key]
+                        if page.widgets[key][2]:
+                            self.error = "the answer buttons were still disabled after the page settled"
+                            return
                         self.clicked.append((int(key.split("-")[1]), choice))
                     if stage == "consent":
                         self.values = {}  # the consent form is gone after Continue
                     t0 = time.perf_counter()
-                    page, first, finished = await self._run_page(ws, page.widgets[key][0], t0)
-                    await self._fetch_images(page)
+                    page, first, shown, settled = await self._run_page(ws, page.widgets[key][0], t0)
                     self.samples.append({"from": stage, "to": page.stage(), "first_paint_ms": first * 1000,
-                                         "script_ms": finished * 1000, "rendered_ms": (time.perf_counter() - t0) * 1000,
-                                         "images": len(page.images)})
+                                         "rendered_ms": shown * 1000, "settled_ms": settled * 1000, "images": len(page.images)})
                     if stage == "task":
                         bar.update(1)
                 self.error = "stopped by --max-seconds"
@@ -300,12 +327,31 @@ class ServerSampler(threading.Thread):
 
 
 # --------------------------------------------------------------------------- browsers
+# Timed inside the page (no Playwright round trips): from the click to the next task's fresh answer
+# buttons and all four of its pictures loaded; -1 when the click led elsewhere (the end page).
+_CLICK_TO_NEXT_TASK = """([sel, old]) => new Promise((resolve) => {
+  const t0 = performance.now();
+  document.querySelector(sel).click();
+  const tick = () => {
+    const btn = document.querySelector("[class*='st-key-task-'][class*='-A'] button");
+    const fresh = btn && !btn.closest("." + old);
+    const imgs = Array.from(document.querySelectorAll(".st-key-trial img"));
+    if (fresh && imgs.length >= 4 && imgs.every((i) => i.complete && i.naturalWidth > 0)) resolve(performance.now() - t0);
+    else if (/Thank you/.test(document.querySelector("h1")?.innerText || "")) resolve(-1);
+    else if (performance.now() - t0 > 120000) resolve(-2);
+    else requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+})"""
+
+
 def run_browsers(base: str, urls: list[str], out: list[dict], errors: list[str]) -> None:
-    """Drive real headless chromium raters (one context each, one after another) and time their task clicks."""
+    """Drive real headless chromium raters (one context each, one after another) and time their
+    task-to-task clicks inside the page."""
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(REPO))
-    from tests.study.helpers import click_key, current_stage, launch_chromium, next_action
+    from tests.study.helpers import click_key, launch_chromium, next_action
 
     with sync_playwright() as p:
         browser = launch_chromium(p)
@@ -318,13 +364,14 @@ def run_browsers(base: str, urls: list[str], out: list[dict], errors: list[str])
                     stage, key = next_action(page, choose=lambda n: "A")
                     if key is None:
                         break
-                    t0 = time.perf_counter()
-                    click_key(page, key)
-                    if stage == "task":
-                        current_stage(page)
-                        page.wait_for_load_state("networkidle")
-                        page.wait_for_function("Array.from(document.images).every(i => i.complete)")
-                        out.append({"from": stage, "to": current_stage(page), "rendered_ms": (time.perf_counter() - t0) * 1000})
+                    if stage != "task":
+                        click_key(page, key)
+                        continue
+                    page.locator(f".st-key-{key} button:not([disabled])").wait_for(timeout=60_000)  # minimum viewing time
+                    ms = page.evaluate(_CLICK_TO_NEXT_TASK, [f".st-key-{key} button", f"st-key-{key}"])
+                    if ms >= 0:
+                        out.append({"from": "task", "to": "task", "rendered_ms": ms})
+                    page.locator(f".st-key-{key}").wait_for(state="detached", timeout=60_000)
             except Exception as exc:  # noqa: BLE001
                 errors.append(f"browser rater: {type(exc).__name__}: {exc}")
             ctx.close()
@@ -405,14 +452,17 @@ def run(args: argparse.Namespace) -> dict:
         "wall_s": round(wall, 1),
         "raters_finished": sum(r.code is not None for r in raters),
         "rater_errors": sorted({r.error for r in raters if r.error})[:5],
+        "broken_pictures": sum(r.broken_pictures for r in raters),
         "task_to_task_ms": {"rendered": quantiles([s["rendered_ms"] for s in task_to_task]),
-                            "script": quantiles([s["script_ms"] for s in task_to_task]),
+                            "settled": quantiles([s["settled_ms"] for s in task_to_task]),
                             "first_paint": quantiles([s["first_paint_ms"] for s in task_to_task])},
         "all_transitions_rendered_ms": quantiles([s["rendered_ms"] for s in samples]),
         "browser_task_to_task_ms": quantiles([s["rendered_ms"] for s in browser_samples if s["to"] == "task"]),
         "browser_errors": browser_errors[:3],
         "server": {"rss_mb_max": round(max(sampler.rss_mb, default=0)), "cpu_s": round(cpu_s, 1),
-                   "cpu_cores_mean": round(cpu_s / wall, 2) if wall else None},
+                   "cpu_cores_mean": round(cpu_s / wall, 2) if wall else None,
+                   # CPU time is the load-independent cost: a loaded machine stretches wall time, not this.
+                   "cpu_ms_per_transition": round(1000 * cpu_s / max(1, len(samples)), 1)},
         "server_exceptions": server_log.count("Traceback"),
         **{k: v for k, v in result.items() if k != "problems"}, "problems": result["problems"][:10],
     }
@@ -435,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "study_load.json")
     args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the server's process group is stopped in `run`
     if not 1 <= args.raters <= 200:
         print("error: --raters must be between 1 and 200", file=sys.stderr)
         return 2
