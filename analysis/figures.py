@@ -25,11 +25,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from statsmodels.stats.proportion import proportion_confint  # noqa: E402
+from analysis.metrics import difference  # noqa: E402
 from contracts.files import write_bytes_atomic  # noqa: E402
 from contracts.responses import CONDITIONS, TARGETS  # noqa: E402
 
 COND_LABELS = {"dense": "Dense", "spade": "SPADE"}
 LABELLED = 80  # raters named in `rater_net` (beyond, the figure shows the sorted dots only)
+LABELLED_ITEMS = 150  # images drawn with their interval in `item_panel` (beyond, dots only)
 COLORS = {"agree": "#4c9a5b", "disagree": "#c8553d", "undecided": "#b8b8b8"}
 
 
@@ -109,9 +111,9 @@ def effect_plot(summary: dict, stem: str | Path) -> list[Path]:
 
 
 def item_panel(items: pd.DataFrame, stem: str | Path) -> list[Path]:
-    """Per image: net agreement dense (x) against SPADE (y); marker area grows with the image's ratings."""
-    both = items[(items["n_dense"] > 0) & (items["n_spade"] > 0)]
-    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    """Per image: net dense against SPADE (area: ratings), and SPADE - dense sorted with Newcombe intervals."""
+    both = items[(items["n_dense"] > 0) & (items["n_spade"] > 0)].reset_index(drop=True)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(8.4, 4.0), gridspec_kw={"width_ratios": [1, 1.1]})
     size = 8 + 6 * (both["n_dense"] + both["n_spade"]).to_numpy()
     # Fixed jitter (reproducible): many images share the same small-integer rates.
     jit = np.random.default_rng(0).uniform(-1.2, 1.2, (len(both), 2))
@@ -122,8 +124,27 @@ def item_panel(items: pd.DataFrame, stem: str | Path) -> list[Path]:
     ax.set_ylim(-4, 104)
     ax.set_xlabel("net agreement, dense (%)")
     ax.set_ylabel("net agreement, SPADE (%)")
-    ax.set_title(f"Per image ({len(both)} images rated in both; area: ratings)", fontsize=10)
+    ax.set_title(f"Per image ({len(both)} rated in both; area: ratings)", fontsize=10)
     ax.legend(loc="lower right", fontsize=8, frameon=False)
+    order = both.sort_values(["net_difference", "item_id"]).reset_index(drop=True)
+    y = np.arange(len(order))
+    diff = 100 * order["net_difference"].to_numpy()
+    if 0 < len(order) <= LABELLED_ITEMS:
+        k_s = np.round(order["net_spade"] * order["n_spade"]).astype(int)
+        k_d = np.round(order["net_dense"] * order["n_dense"]).astype(int)
+        ci = np.array([difference(a, n, b, m)["ci"] for a, n, b, m in zip(k_s, order["n_spade"], k_d, order["n_dense"])])
+        bx.errorbar(diff, y, xerr=[np.clip(diff - 100 * ci[:, 0], 0, None), np.clip(100 * ci[:, 1] - diff, 0, None)],
+                    fmt="o", ms=2.5, color="#34495e", elinewidth=0.6, alpha=0.8)
+        bx.set_xlabel("SPADE - dense, net agreement (points), Newcombe 95%")
+    else:  # hundreds of interval bars would be a solid band: dots only
+        bx.scatter(diff, y, s=3, color="#34495e", lw=0)
+        bx.set_xlabel("SPADE - dense, net agreement (points)")
+    bx.axvline(0, color="#c8553d", lw=1, ls="--")
+    bx.set_xlim(-105, 105)
+    bx.set_yticks([])
+    bx.set_ylabel("images, sorted")
+    bx.set_title("Per-image difference (descriptive)", fontsize=10)
+    fig.tight_layout()
     return _save(fig, Path(stem))
 
 
