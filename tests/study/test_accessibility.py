@@ -137,7 +137,7 @@ def test_keyboard_answers_wait_for_the_minimum_viewing_time(served, browser) -> 
     while current_stage(page) != "task":
         answer_step(page)
     # The hints are visible: the keys on the buttons and a sentence under them.
-    assert page.get_by_text("press 1 for A, 2 for B, 3 for Can't decide").is_visible()
+    page.get_by_text("press 1 for A, 2 for B, 3 for Can't decide").wait_for(timeout=30_000)
     aid = current_assignment_id(page)
     wait_enabled(page, f"task-{aid}-B")
     page.keyboard.press("2")

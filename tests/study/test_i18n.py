@@ -118,15 +118,16 @@ def test_a_study_served_in_french(tmp_path, study_bundle) -> None:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(fresh.url)
             page.get_by_role("heading", name="Consentement").wait_for(timeout=60_000)
-            assert page.get_by_text("J'ai lu les informations ci-dessus et j'accepte de participer").is_visible()
-            assert page.get_by_role("button", name="Continuer").is_visible()
+            page.get_by_text("J'ai lu les informations ci-dessus et j'accepte de participer").wait_for(timeout=30_000)
+            page.get_by_role("button", name="Continuer").wait_for(timeout=30_000)
             page.goto(ready.url)
             assert current_stage(page) == "task"
             aid = current_assignment_id(page)
             page.get_by_role("heading", name="Tâche 1 sur 5").wait_for(timeout=30_000)
             assert page.locator(f".st-key-task-{aid}-undecided button").inner_text().startswith("Je ne sais pas")
-            assert page.get_by_text("Régions A et B agrandies").is_visible()
-            assert page.get_by_role("button", name="Consignes").is_visible()
+            page.get_by_text("Régions A et B agrandies").wait_for(timeout=30_000)
+            page.get_by_role("button", name="Consignes").wait_for(timeout=30_000)
+            page.get_by_text("Me retirer de l'étude").wait_for(timeout=30_000)  # the last element of the page
             assert page.locator(".st-key-trial-photo img").get_attribute("alt") == FRENCH["alt_photo"]
             body = page.inner_text("body")
             for english in ("Can't decide", "Which region", "Task 1 of", "Instructions", "Withdraw from the study"):
