@@ -14,8 +14,17 @@ import torch
 from . import SolveResult, _as_groups, counts_with_dead, relative_error, smallest, trivial
 from .damping import DEFAULT_DAMPING, dead_inputs, inverse_hessian, prepare_hessian
 
-# Bytes of row-wise d x d matrices held at once (one H^-1 copy per row in a chunk).
+# Bytes of row-wise d x d matrices held at once (one H^-1 copy per row in a chunk) on CPU; on a
+# GPU a quarter of the free device memory (`chunk_budget`), so that a large card runs more rows per step.
 DEFAULT_CHUNK_BYTES = 1 << 30
+
+
+def chunk_budget(device: torch.device) -> int:
+    """Bytes of row-wise matrices one OBC step may hold on `device` (CUDA: a quarter of its free memory)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return max(DEFAULT_CHUNK_BYTES, int(free) // 4)
+    return DEFAULT_CHUNK_BYTES
 
 
 def greedy_path(W: torch.Tensor, Hinv: torch.Tensor,
@@ -63,7 +72,7 @@ def reconstruct(W: torch.Tensor, keep: torch.Tensor, H: torch.Tensor) -> torch.T
 
 
 def solve(W: torch.Tensor, H: torch.Tensor, sparsity: float, *, damping: float | None = DEFAULT_DAMPING,
-          chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> SolveResult:
+          chunk_bytes: int | None = None) -> SolveResult:
     """Prune `sparsity` of each group of W (groups x rows x cols) given H (groups x cols x cols).
 
     `damping=None` (or 0): no damping unless the Cholesky factorization fails, as in the reference
@@ -84,7 +93,8 @@ def solve(W: torch.Tensor, H: torch.Tensor, sparsity: float, *, damping: float |
     group_of_row = torch.arange(g, device=W3.device).repeat_interleave(r)
     dead_rows = dead[group_of_row] if bool(dead.any()) else None
     # per row in a chunk: H^-1 copy, then the masked system and its Cholesky factor
-    chunk = max(1, int(chunk_bytes // (3 * c * c * rows.element_size())))
+    budget = chunk_budget(rows.device) if chunk_bytes is None else chunk_bytes
+    chunk = max(1, int(budget // (3 * c * c * rows.element_size())))
     losses = torch.empty(g * r, c, dtype=dtype, device=W3.device)
     order = torch.empty(g * r, c, dtype=torch.long, device=W3.device)
     for s in range(0, g * r, chunk):
