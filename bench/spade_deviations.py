@@ -117,7 +117,7 @@ def _variant_inputs(path: Path, pp, n: int, seed: int, erase: bool, original: bo
     return x
 
 
-def augment(n_images: int, n_aug: int) -> None:
+def augment(n_images: int, n_aug: int, n_held: int = 32) -> None:
     """D5/D6: top-1 agreement of traces built from the four augmentation variants."""
     import torch
 
@@ -127,7 +127,6 @@ def augment(n_images: int, n_aug: int) -> None:
     variants = {"ours (resized crops, erasing)": (True, False), "no erasing (D5 off)": (False, False),
                 "original crops (D6 off)": (True, True), "reference (both off)": (False, True)}
     scores = {v: [0, 0, 0, 0.0] for v in variants}  # image agreement, held-out ref-style, held-out ours-style, rel_error
-    n_held = 32
     t0 = time.perf_counter()
     for i, path in enumerate(_images(n_images)):
         held_ref = _variant_inputs(path, pp, n_held + 1, 1000 + i, erase=False, original=True)[1:]
@@ -143,6 +142,10 @@ def augment(n_images: int, n_aug: int) -> None:
                 scores[v][1] += int((pruned(held_ref).argmax(1) == dense_ref).sum())
                 scores[v][2] += int((pruned(held_ours).argmax(1) == dense_ours).sum())
             scores[v][3] += float(trace.report().rel_error.mean())
+            # one line per image and variant, so that an interrupted run still reports what it measured
+            print(f"  {path.stem} | {v} | kept {int(bool(trace.keeps_top1))} | held-out ref "
+                  f"{int((pruned(held_ref).argmax(1) == dense_ref).sum())}/{n_held} | ours "
+                  f"{int((pruned(held_ours).argmax(1) == dense_ours).sum())}/{n_held}", flush=True)
         print(f"  {i + 1}/{n_images} images, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     n = n_images
     print(f"D5/D6: EfficientNet-Lite0, default schedule, sparsegpt, {n_aug} augmentations, {n} images; "
@@ -160,6 +163,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("sections", nargs="+", choices=["dead", "schedules", "augment"])
     p.add_argument("--images", type=int, default=5)
     p.add_argument("--augmentations", type=int, default=32)
+    p.add_argument("--held-out", type=int, default=32, help="held-out augmentations of each kind per image")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     if min(args.images, args.augmentations, args.threads) < 1:
@@ -171,7 +175,7 @@ def main(argv: list[str]) -> int:
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {os.getloadavg()[0]:.1f}")
     for section in args.sections:
         {"dead": lambda: dead(args.images, args.augmentations), "schedules": schedules_table,
-         "augment": lambda: augment(args.images, args.augmentations)}[section]()
+         "augment": lambda: augment(args.images, args.augmentations, args.held_out)}[section]()
         print()
     return 0
 
