@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="where to write the trace (.pt)")
     p.add_argument("--solver", default="sparsegpt", choices=["sparsegpt", "obc", "magnitude"])
     p.add_argument("--sparsity", default="default",
-                   help="a number in [0, 1], linear(START,END), resnet50_tuned or default (linear by depth to 0.8, first layer dense, depthwise at most 0.5)")
+                   help="a number in [0, 1], linear(START,END), resnet50_tuned, paper (linear 0 -> 0.99) or default (linear by depth to 0.8, first layer dense, depthwise at most 0.5)")
     p.add_argument("--augmentations", type=int, default=1024, help="number of augmented samples (first: the image itself)")
     p.add_argument("--batch-size", type=int, default=None, help="samples per forward pass")
     p.add_argument("--seed", type=int, default=0)
