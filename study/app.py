@@ -32,7 +32,7 @@ from study.db import StudyDBError, log_event  # noqa: E402
 from study.exclusion import rater_exclusions, rule_summary  # noqa: E402
 from study import pictures as picture_store  # noqa: E402
 from study.practice import PracticeTrial, worked_example  # noqa: E402
-from study.render import crop_region, draw_regions, framed, jpeg_bytes, picture_format, task_picture_bytes  # noqa: E402
+from study.render import crop_region, draw_regions, framed, jpeg_bytes, picture_format, picture_size, task_picture_bytes  # noqa: E402
 from study.service import Assignment, Refused, StudyService  # noqa: E402
 from study.strings import Strings  # noqa: E402
 
@@ -115,8 +115,11 @@ def show_trial(pictures: dict, T: Strings, catch: bool = False, controls: Callab
         """A bold label and its pictures; one Markdown element with <img> tags at the pictures'
         stable URLs when study/server.py serves them (see study/pictures.py), else st.image."""
         if picture_store.served:
+            # width/height give the browser each picture's shape before it loads: the page does not jump.
             imgs = "".join(
-                f'<img class="{css}" src="{picture_store.publish(data)}" alt="{html.escape(alt, quote=True)}">' for data, alt in items
+                f'<img class="{css}" src="{picture_store.publish(data)}" width="{w}" height="{h}" alt="{html.escape(alt, quote=True)}">'
+                for data, alt in items
+                for w, h in [picture_size(data)]
             )
             st.markdown(f'<p class="study-label"><strong>{html.escape(label)}</strong></p><div class="study-pictures">{imgs}</div>',
                         unsafe_allow_html=True)

@@ -128,6 +128,12 @@ def jpeg_bytes(image: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
     return buf.getvalue()
 
 
+def picture_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of encoded picture bytes (reads the header only)."""
+    with Image.open(io.BytesIO(data)) as im:
+        return im.size
+
+
 def picture_format(data: bytes) -> str:
     """"PNG" or "JPEG": the format of encoded picture bytes (st.image re-encodes bytes whose format it is not told)."""
     return "PNG" if data[:8] == b"\x89PNG\r\n\x1a\n" else "JPEG"
