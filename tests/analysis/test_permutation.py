@@ -10,7 +10,7 @@ from analysis.examples import paper_responses, responses_frame
 
 from analysis.io import add_outcomes, validate_responses
 from analysis.metrics import condition_metrics, differences
-from analysis.permutation import _permuted, _stratum_sums, primary_test, primary_tests
+from analysis.permutation import _permuted, _stratum_sums, primary_test, primary_tests, rater_centred
 from analysis.power import RaterModel, simulate_responses
 
 
@@ -59,13 +59,17 @@ def test_vectorized_swaps_match_relabelling_the_ratings(paper):
     items = np.unique(main["item_id"])
     rng = np.random.default_rng(4)
     flips = rng.integers(0, 2, size=(20, len(items))).astype(float)
-    stat, stat_s = _permuted(ys, ns, yd, nd, flips)
-    for row, value, s_value in zip(flips, stat, stat_s):
+    stat = _permuted(ys, ns, yd, nd, flips)
+    centred = main.assign(correct_region=rater_centred(main, "correct_region"))
+    cs, _, cd, _ = _stratum_sums(centred, "correct_region")
+    stat_centred = _permuted(cs, ns, cd, nd, flips)
+    for row, value, c_value in zip(flips, stat, stat_centred):
         swapped = set(items[row == 1])
         assert value == pytest.approx(relabelled_statistic(main, swapped))
-        # the statistic of the SPADE indicator: how much of the original SPADE/dense split survives the swap
-        indicator = main.assign(correct_region=main["spade"])
-        assert s_value == pytest.approx(relabelled_statistic(indicator, swapped))
+        assert c_value == pytest.approx(relabelled_statistic(centred, swapped))
+    # centring on raters removes each rater's mean, and so a rater's effect, whatever their answers
+    by_rater = centred.groupby("rater_id")["correct_region"].mean()
+    assert np.allclose(by_rater, main["correct_region"].mean())
 
 
 def test_monte_carlo_p_value_approaches_the_exact_one():
@@ -83,7 +87,7 @@ def test_monte_carlo_p_value_approaches_the_exact_one():
     items = sorted(df["item_id"].unique())
     exact = np.mean([abs(relabelled_statistic(df, {it for it, f in zip(items, bits) if f})) >= abs(obs) - 1e-12
                      for bits in itertools.product((0, 1), repeat=6)])
-    r = primary_test(df, n_permutations=20000, seed=3)
+    r = primary_test(df, n_permutations=20000, seed=3, within_raters=False)
     assert r["p_value"] == pytest.approx(exact, abs=0.01)
 
 
@@ -122,7 +126,7 @@ def test_the_interval_is_the_set_of_shifts_not_rejected(paper):
     for end in (r["ci_low"], r["ci_high"]):
         assert p_at(end + (0.003 if end == r["ci_low"] else -0.003)) > 0.05
         assert p_at(end - (0.003 if end == r["ci_low"] else -0.003)) <= 0.05
-    assert p_at(r["estimate"]) == 1.0
+    assert p_at(r["estimate"]) > 0.5
 
 
 def test_degenerate_inputs_are_reported_not_tested():
