@@ -16,11 +16,13 @@ import urllib.request
 import pytest
 from playwright.sync_api import sync_playwright
 from study.examples import write_config
-from tests.study.helpers import REPO, answer_step, current_assignment_id, current_stage, launch_chromium, serve_study, task_counter
+from tests.study.helpers import REPO, answer_step, current_assignment_id, current_stage, launch_chromium, rater_at_tasks, serve_study, task_counter
 
+from study.config import load_config
 from study.db import connect
 from study.invites import create_invites
 from study.render import SIDE_COLOURS, contrast_ratio, label_text_colour
+from study.service import StudyService
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -38,7 +40,10 @@ def served(tmp_path_factory: pytest.TempPathFactory, study_bundle):
                           practice_min_correct=1, min_view_seconds=MIN_VIEW_S, break_every=BREAK_EVERY, feedback=True)  # fmt: skip
     db = root / "study.db"
     with serve_study(study_bundle, db, config, env={"SPADE_STUDY_ADMIN_PASSWORD": PASSWORD}) as url:
-        yield {"url": url, "db": db}
+        # The same study in this process, to take a rater to the tasks without clicking through the
+        # consent, instructions and practice pages (the axe test clicks through those).
+        svc = StudyService(db, study_bundle, load_config(config))
+        yield {"url": url, "db": db, "svc": svc}
 
 
 @pytest.fixture(scope="module")
@@ -132,10 +137,10 @@ def test_axe_finds_no_serious_violation_on_any_page_type(served, browser) -> Non
 
 def test_keyboard_answers_wait_for_the_minimum_viewing_time(served, browser) -> None:
     inv = create_invites(served["db"], 1, served["url"])[0]
+    rater_at_tasks(served["svc"], {"token": inv.token})
     page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
     page.goto(inv.url)
-    while current_stage(page) != "task":
-        answer_step(page)
+    assert current_stage(page) == "task"
     # The hints are visible: the keys on the buttons and a sentence under them.
     page.get_by_text("press 1 for A, 2 for B, 3 for Can't decide").wait_for(timeout=30_000)
     aid = current_assignment_id(page)
@@ -172,6 +177,7 @@ def test_keyboard_answers_wait_for_the_minimum_viewing_time(served, browser) -> 
 
 def test_break_screen_and_feedback_box(served, browser) -> None:
     inv = create_invites(served["db"], 1, served["url"])[0]
+    rater_at_tasks(served["svc"], {"token": inv.token})
     page = browser.new_context().new_page()
     page.goto(inv.url)
     breaks = 0
