@@ -162,10 +162,13 @@ def _sparsity(settings: SpadeSettings) -> spade.schedules.SparsitySpec:
 def build_trace(clf: Classifier, image: Image.Image, settings: SpadeSettings, seed: int,
                 progress: bool = False) -> spade.Trace:
     """The SPADE trace of one image on the dense model, with the configured solver, sparsity and augmentations."""
-    return spade.prune(clf.model, image, sparsity=_sparsity(settings), solver=settings.solver,
-                       n_augmentations=settings.augmentations, batch_size=settings.batch_size, seed=seed,
-                       layers=settings.layers, preprocess=clf.preprocess, device=clf.device, progress=progress,
-                       block_size=settings.block_size, damping=settings.damping)
+    try:
+        return spade.prune(clf.model, image, sparsity=_sparsity(settings), solver=settings.solver,
+                           n_augmentations=settings.augmentations, batch_size=settings.batch_size, seed=seed,
+                           layers=settings.layers, preprocess=clf.preprocess, device=clf.device, progress=progress,
+                           block_size=settings.block_size, damping=settings.damping)
+    except spade.schedules.UnmatchedKeyError as exc:  # a config error, e.g. a typo in a sparsity table's key
+        raise GenerationError(f"config: [spade] sparsity: {exc}") from None
 
 
 def _model_input(clf: Classifier, image: Image.Image) -> tuple[torch.Tensor, Image.Image]:
