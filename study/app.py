@@ -70,6 +70,7 @@ for (const el of [document.scrollingElement, ...document.querySelectorAll('[data
 window.scrollTo(0, 0);
 </script>"""
 KEYS = {"A": "1", "B": "2", "undecided": "3"}  # keyboard answers (st.button shortcuts)
+DASHBOARD_REFRESH_S = 30  # the admin page's plots redraw themselves this often
 # The minimum viewing time in the page: the answer buttons are disabled (DOM) and the keys 1-3 are
 # swallowed (a capture listener on window runs before Streamlit's shortcut handler) until `ms`
 # milliseconds after the page showed the task; the server refuses earlier answers in any case.
@@ -472,15 +473,21 @@ def admin_page(svc: StudyService) -> None:
 
 
 def dashboard_section(svc: StudyService, target_answers: int) -> None:
-    """The plots: progress over time, rates per condition with Wilson intervals, participant flow."""
+    """The plots: progress over time, rates per condition with Wilson intervals, participant flow;
+    redrawn from the database every 30 s while the page is open (only this part reruns)."""
     st.html(f"<style>{_CSS}</style>")  # the study's CSS (readable captions) on the admin page too
-    try:
-        excluded = int(rater_exclusions(svc.db_path, svc.config.exclusion)["excluded"].sum())
-    except Exception:  # no rater yet, or the rules cannot be evaluated: the flow stops at "completed"
-        excluded = None
     from study.dashboard import show_dashboard  # matplotlib and statsmodels: loaded for the admin page only
 
-    show_dashboard(svc.db_path, target_answers=target_answers or None, excluded=excluded)
+    @st.fragment(run_every=DASHBOARD_REFRESH_S)
+    def live() -> None:
+        """The three plots, from the database as it is now."""
+        try:
+            excluded = int(rater_exclusions(svc.db_path, svc.config.exclusion)["excluded"].sum())
+        except Exception:  # no rater yet, or the rules cannot be evaluated: the flow stops at "completed"
+            excluded = None
+        show_dashboard(svc.db_path, target_answers=target_answers or None, excluded=excluded)
+
+    live()
 
 
 def exclusion_section(svc: StudyService) -> None:
