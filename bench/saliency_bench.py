@@ -80,10 +80,10 @@ def quantus_side_by_side(model_dir: Path, config: Path, n: int) -> dict:
                 t = time.perf_counter()
                 ours = [deletion_auc(tm.model, x[i:i + 1], maps[i], int(y[i]), steps=steps) for i in range(len(y))]
                 t_ours = time.perf_counter() - t
-                pf = quantus.PixelFlipping(features_in_step=3 * h * w // steps, perturb_baseline=0.0, softmax=True,
+                pf = quantus.PixelFlipping(features_in_step=3 * h * w // steps, perturb_baseline=0.0,
                                            disable_warnings=True)
                 t = time.perf_counter()
-                curves = np.array(pf(model=tm.model, x_batch=x.numpy(), y_batch=y, a_batch=a, device="cpu"))
+                curves = np.array(pf(model=tm.model, x_batch=x.numpy(), y_batch=y, a_batch=a, device="cpu", softmax=True))
                 t_q = time.perf_counter() - t
                 # Quantus' curve starts after the first step; prepend the full image and normalize as ours does
                 q = [float(np.trapezoid(np.r_[full[i], curves[i]], dx=1 / steps) / full[i]) for i in range(len(y))]
@@ -93,32 +93,39 @@ def quantus_side_by_side(model_dir: Path, config: Path, n: int) -> dict:
 
 
 def main() -> int:
-    """Run the three steps; print the summary."""
+    """Run the steps; print the summary."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, default=Path("/tmp/bench-saliency"))
+    p.add_argument("--config", type=Path, default=REPO / "data/configs/saliency-cpu.toml")
+    p.add_argument("--name", default="saliency", help="results subfolder of WORK")
+    p.add_argument("--shard", default=None, metavar="I/N")
     p.add_argument("--quantus-samples", type=int, default=5)
+    p.add_argument("--skip-quantus", action="store_true")
+    p.add_argument("--quantus-only", action="store_true")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
+    import numpy as np
     import torch
 
     torch.set_num_threads(args.threads)
-    model_dir, out = args.work / "trojan-cpu", args.work / "saliency"
-    times = {"trojan_s": _run(["trojan", "data/configs/trojan-cpu.toml", "--out", str(model_dir)]),
-             "saliency_s": _run(["saliency", "data/configs/saliency-cpu.toml", "--model", str(model_dir),
-                                 "--out", str(out)])}
+    model_dir, out = args.work / "trojan-cpu", args.work / args.name
+    times: dict = {}
+    if not args.quantus_only:
+        times["trojan_s"] = _run(["trojan", "data/configs/trojan-cpu.toml", "--out", str(model_dir), "--quiet"])
+        extra = ["--shard", args.shard] if args.shard else []
+        times["saliency_s"] = _run(["saliency", str(args.config), "--model", str(model_dir), "--out", str(out)] + extra)
+        print(json.dumps(times))
+    if args.skip_quantus:
+        return 0
     try:
-        q = quantus_side_by_side(model_dir, REPO / "data/configs/saliency-cpu.toml", args.quantus_samples)
+        q = quantus_side_by_side(model_dir, args.config, args.quantus_samples)
     except ImportError:
         q = {"error": "quantus is not installed (pip install quantus==0.6.0)"}
-    q["times"] = times
     (args.work / "quantus.json").write_text(json.dumps(q, indent=1, default=float))
     for key, v in q.get("metrics", {}).items():
-        import numpy as np
-
         ours, theirs = np.array(v["ours"], float), np.array(v["quantus"], float)
         print(f"{key:28s} ours {ours.mean():.4f} ({v['ours_s']:.3f} s)  quantus {theirs.mean():.4f} "
               f"({v['quantus_s']:.3f} s)  max |diff| {np.abs(ours - theirs).max():.2e}")
-    print(json.dumps(times))
     return 0
 
 

@@ -150,7 +150,7 @@ class SamplesSettings(_Section):
     """[samples]: how many test samples."""
 
     trojan: PositiveInt = 10            # patched held-out images that flip to the Trojan class
-    clean: PositiveInt = 5              # clean correctly classified held-out images (insertion/deletion)
+    clean: Annotated[int, Field(ge=0)] = 5   # clean correctly classified held-out images (insertion/deletion)
     insertion_steps: PositiveInt = 16
     pointing_tolerance: Annotated[int, Field(ge=0)] = 0   # pixels
     bootstrap: PositiveInt = 2000

@@ -17,6 +17,7 @@ with the reason in every output).
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -88,7 +89,10 @@ class SaliencyMethod:
             p.requires_grad_(False)  # gradients w.r.t. the input only: captum needs none for the weights
         torch.manual_seed(seed)
         x = x.clone().requires_grad_(True)
-        return to_map(self.attribute(work, x, int(target), settings), settings.reduce)
+        with warnings.catch_warnings():
+            # captum announces on every call that it sets (and removes) hooks: noise in the progress output
+            warnings.filterwarnings("ignore", message="Setting (forward|backward)", category=UserWarning)
+            return to_map(self.attribute(work, x, int(target), settings), settings.reduce)
 
 
 class CaptumMethod(SaliencyMethod):
