@@ -8,8 +8,10 @@ For each (model, number of augmentations) a fresh process runs, so that its peak
 Results go to a JSON-lines file (one line per configuration and image), so an interrupted run
 resumes where it stopped; `--readme` writes the table into the `## spade` section of bench/README.md.
 
-    .venv/bin/python bench/spade_bench.py                       # the recorded CPU configurations
-    .venv/bin/python bench/spade_bench.py --device cuda --configs resnet50:1024:1:sparsegpt+obc+magnitude
+    .venv/bin/python bench/spade_bench.py                 # the recorded CPU configurations
+    .venv/bin/python bench/spade_bench.py --device cuda   # on a GPU machine: the GPU configurations
+
+A configuration is MODEL:AUGMENTATIONS:THREADS:SOLVER+SOLVER (THREADS 0: torch's default).
 """
 from __future__ import annotations
 
@@ -28,6 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT.parent / "shared" / "data" / "imagenet-sample"
 RESULTS = ROOT / "bench" / "out" / "spade_bench.jsonl"
 README = ROOT / "bench" / "README.md"
+GPU_CONFIGS = [  # issue 14's GPU targets: ResNet50 at 1024 augmentations <= 5 s, OBC <= 2 min
+    "resnet50:1024:0:sparsegpt+magnitude",
+    "resnet50:1024:0:obc",
+    "efficientnet_lite0:1024:0:sparsegpt+obc+magnitude",
+]
 DEFAULT_CONFIGS = [
     "efficientnet_lite0:128:1:sparsegpt+obc+magnitude",
     "efficientnet_lite0:128:2:sparsegpt+magnitude",
@@ -54,7 +61,8 @@ def run_one(model_name: str, n_aug: int, solvers: list[str], images: int, device
     """One configuration, all its images, in this process; returns one record per image."""
     import torch
 
-    torch.set_num_threads(threads)
+    if threads > 0:
+        torch.set_num_threads(threads)
     import spade
     from spade import schedules
     from spade.augment import augmented_batches
@@ -158,7 +166,8 @@ def table(results: Path) -> str:
         for s in ("sparsegpt", "obc", "magnitude"):
             if any(s in r["solve_s"] for r in rs):
                 row[f"solve s: {s}"] = mean(lambda r, s=s: r["solve_s"].get(s))
-        row["sparsegpt total s"] = mean(lambda r: r["probe_s"] + r["augment_s"] + r["capture_s"] + r["solve_s"]["sparsegpt"])
+        row["sparsegpt total s"] = mean(lambda r: r["probe_s"] + r["augment_s"] + r["capture_s"] + r["solve_s"]["sparsegpt"]
+                                        if "sparsegpt" in r["solve_s"] else None)
         row["prune() s"] = mean(lambda r: r.get("prune_s"))
         row["peak MiB"] = max(r["peak_memory_mib"] for r in rs)
         for s in ("sparsegpt", "obc", "magnitude"):
@@ -169,9 +178,6 @@ def table(results: Path) -> str:
                 row[f"top-1 kept: {s}"] = f"{sum(bool(r['keeps_top1'].get(s)) for r in rs)}/{len(rs)}"
         out.append(row)
     return pd.DataFrame(out).to_markdown(index=False, floatfmt=".3g")
-
-
-NOTES = ""  # filled in by hand in bench/README.md after a run (verdicts, ratios)
 
 
 def header(args: argparse.Namespace) -> str:
@@ -189,29 +195,62 @@ def header(args: argparse.Namespace) -> str:
             f"- Command: `.venv/bin/python bench/spade_bench.py --configs {' '.join(args.configs)} --readme`")
 
 
-def write_readme(section: str) -> None:
-    """Replace (or append) the `## spade` section of bench/README.md, re-reading the file first."""
+BEGIN, END = "<!-- spade_bench: begin -->", "<!-- spade_bench: end -->"
+
+
+def write_readme(block: str) -> None:
+    """Replace the text between the spade_bench markers of bench/README.md (re-read first), else append it."""
     text = README.read_text() if README.exists() else "# Benchmarks\n"
-    start = text.find("\n## spade\n")
-    if start < 0:
-        new = text.rstrip("\n") + "\n\n" + section.strip("\n") + "\n"
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < 0:
+        new = text.rstrip("\n") + f"\n\n{BEGIN}\n" + block.strip("\n") + f"\n{END}\n"
     else:
-        nxt = text.find("\n## ", start + 1)
-        new = text[:start + 1] + section.strip("\n") + "\n" + (text[nxt:] if nxt >= 0 else "")
+        new = text[:start + len(BEGIN)] + "\n" + block.strip("\n") + "\n" + text[end:]
     README.write_text(new)
+
+
+def parse_config(config: str) -> tuple[str, int, int, list[str]]:
+    """MODEL:AUGMENTATIONS:THREADS:SOLVER+SOLVER -> its parts; ValueError with a one-line reason."""
+    from spade.solvers import SOLVERS
+
+    parts = config.split(":")
+    if len(parts) != 4 or not parts[1].isdigit() or not parts[2].isdigit() or int(parts[1]) < 1:
+        raise ValueError(f"bad configuration {config!r} (expected MODEL:AUGMENTATIONS:THREADS:SOLVER+SOLVER)")
+    if parts[0] not in MODELS:
+        raise ValueError(f"unknown model {parts[0]!r} in {config!r} (choose from {', '.join(MODELS)})")
+    solvers = parts[3].split("+")
+    unknown = [s for s in solvers if s not in SOLVERS]
+    if unknown:
+        raise ValueError(f"unknown solver {unknown[0]!r} in {config!r} (choose from {', '.join(SOLVERS)})")
+    return parts[0], int(parts[1]), int(parts[2]), solvers
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark configurations (each in a fresh process), then print/record the table."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS,
-                   help="MODEL:AUGMENTATIONS:THREADS:SOLVER+SOLVER... (default: the recorded CPU set)")
+    p.add_argument("--configs", nargs="+", default=None,
+                   help="MODEL:AUGMENTATIONS:THREADS:SOLVER+SOLVER... (default: the recorded CPU set, or the GPU set "
+                        "with --device cuda)")
     p.add_argument("--images", type=int, default=3, help="images per configuration with at most 128 augmentations")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--readme", action="store_true", help="write the table into the `## spade` section of bench/README.md")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: one configuration, in this process
     args = p.parse_args(argv)
+    if args.configs is None:
+        args.configs = GPU_CONFIGS if args.device.startswith("cuda") else DEFAULT_CONFIGS
+    try:
+        for config in args.configs:
+            parse_config(config)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            print(f"error: --device {args.device} but torch sees no CUDA device", file=sys.stderr)
+            return 2
 
     if args.one:
         model, n_aug, threads, solvers = args.one.split(":")
@@ -240,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     md = table(args.results)
     print(md)
     if args.readme:
-        write_readme(f"## spade\n\n{header(args)}\n\n{md}\n\n{NOTES}\n")
+        write_readme(f"{header(args)}\n\n{md}\n")
     return 0
 
 
