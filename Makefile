@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Browser tests drive Debian's chromium through Playwright (no browser download); the accessibility
-# tests inject npm's axe-core (scripts/install_axe.sh, into .cache/axe).
+# Debian's chromium (Playwright drives it, no browser download) and pdflatex (the LaTeX-tables test);
+# the accessibility tests inject npm's axe-core (scripts/install_axe.sh, into .cache/axe).
 browser:
-	sh scripts/install_browser.sh
+	sh scripts/install_debian_packages.sh
 	sh scripts/install_axe.sh
 
 demo: $(STAMP)
