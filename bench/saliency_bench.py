@@ -80,7 +80,7 @@ def quantus_side_by_side(model_dir: Path, config: Path, n: int) -> dict:
                 t = time.perf_counter()
                 ours = [deletion_auc(tm.model, x[i:i + 1], maps[i], int(y[i]), steps=steps) for i in range(len(y))]
                 t_ours = time.perf_counter() - t
-                pf = quantus.PixelFlipping(features_in_step=3 * h * w // steps, perturb_baseline=0.0,
+                pf = quantus.PixelFlipping(features_in_step=h * w // steps, perturb_baseline=0.0,
                                            disable_warnings=True)
                 t = time.perf_counter()
                 curves = np.array(pf(model=tm.model, x_batch=x.numpy(), y_batch=y, a_batch=a, device="cpu", softmax=True))
