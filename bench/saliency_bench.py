@@ -80,10 +80,13 @@ def quantus_side_by_side(model_dir: Path, config: Path, n: int) -> dict:
                 t = time.perf_counter()
                 ours = [deletion_auc(tm.model, x[i:i + 1], maps[i], int(y[i]), steps=steps) for i in range(len(y))]
                 t_ours = time.perf_counter() - t
+                # Quantus broadcasts the map over the colour channels and flips `features_in_step` colour values per
+                # step (its check wants a divisor of H*W): 3 x steps perturbations, every third one ends a pixel step
                 pf = quantus.PixelFlipping(features_in_step=h * w // steps, perturb_baseline=0.0,
                                            disable_warnings=True)
                 t = time.perf_counter()
                 curves = np.array(pf(model=tm.model, x_batch=x.numpy(), y_batch=y, a_batch=a, device="cpu", softmax=True))
+                curves = curves[:, x.shape[1] - 1::x.shape[1]]
                 t_q = time.perf_counter() - t
                 # Quantus' curve starts after the first step; prepend the full image and normalize as ours does
                 q = [float(np.trapezoid(np.r_[full[i], curves[i]], dx=1 / steps) / full[i]) for i in range(len(y))]
