@@ -58,6 +58,7 @@ def load_fobc_core(reference: Path) -> Callable[..., Any]:
     data = [c for c in cells if "class SingleImageDataset" in c]
     if not wanted or not data:
         raise ReferenceError(f"{notebook} has no cell defining FOBC_core and SingleImageDataset")
+    stubbed = False
     if "transformers" not in sys.modules:
         try:
             import transformers  # noqa: F401  (sparseGPT.py only needs its Conv1D class for isinstance)
@@ -65,6 +66,7 @@ def load_fobc_core(reference: Path) -> Callable[..., Any]:
             stub = types.ModuleType("transformers")
             stub.Conv1D = type("Conv1D", (), {})
             sys.modules["transformers"] = stub
+            stubbed = True
     import numpy as np
     import torch
     import torchvision.transforms as transforms
@@ -72,7 +74,11 @@ def load_fobc_core(reference: Path) -> Callable[..., Any]:
     from torch.utils.data import DataLoader, Dataset
 
     namespace: dict[str, Any] = {"__name__": "spade_reference"}
-    exec(compile(_cpu_only(sparsegpt.read_text()), str(sparsegpt), "exec"), namespace)
+    try:
+        exec(compile(_cpu_only(sparsegpt.read_text()), str(sparsegpt), "exec"), namespace)
+    finally:
+        if stubbed:  # the stub must not stand in for transformers anywhere else
+            del sys.modules["transformers"]
     namespace.update(torch=torch, nn=nn, np=np, transforms=transforms, DataLoader=DataLoader, Dataset=Dataset)
     for cell in data + wanted:
         exec(compile(_cpu_only(cell), f"{notebook}:cell", "exec"), namespace)
