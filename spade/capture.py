@@ -119,8 +119,8 @@ def conv_gram(module: nn.Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, int]:
     translation. Kernel row i reads input row sh*p + dh*i - top for output row p; split the rows
     by phase (mod sh), and two kernel rows whose reads differ by a whole number of rows of one
     phase see the same products over a band of rows. One GEMM per (phase, phase, shift) band,
-    minus the few edge rows a pair does not see, replaces kh*kh im2col blocks (3x3: 3 band GEMMs,
-    each 1/9 of the full 9C x 9C gram's work, instead of 9), and zero padding rows are never
+    minus the few edge rows a pair does not see, replaces the kh*kh blocks of the im2col gram (3x3:
+    3 band GEMMs of 3C x 3C, each 1/9 of the 9C x 9C gram's work), and zero padding rows are never
     multiplied. With kh = 1 it is the plain gram of the (strided) input.
     """
     g = module.groups
@@ -177,8 +177,8 @@ def conv_gram(module: nn.Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, int]:
             lo, hi = max(ka, 0, -shift), min(ka + oh, ma, mb - shift)
             groups_of_pairs.setdefault((pa, pb, shift), []).append((i, j, lo, hi))
     for (pa, pb, shift), pairs in groups_of_pairs.items():
-        band_lo = min(lo for _, _, lo, hi in pairs if hi > lo) if any(hi > lo for *_, lo, hi in pairs) else 0
-        band_hi = max(hi for _, _, lo, hi in pairs if hi > lo) if any(hi > lo for *_, lo, hi in pairs) else 0
+        seen = [(lo, hi) for *_, lo, hi in pairs if hi > lo]
+        band_lo, band_hi = (min(lo for lo, _ in seen), max(hi for _, hi in seen)) if seen else (0, 0)
         for i, j, lo, hi in pairs:
             if hi <= lo:
                 continue  # this pair of kernel rows only ever sees padding
