@@ -1,7 +1,7 @@
 """Calibration of the primary test (and of the secondary mixed model): false positives under the null, power.
 
     .venv/bin/python bench/calibration.py [--sims 500] [--secondary-sims 0] [--permutations 1999]
-                                          [--seed 0] [--jobs 1] [--out bench-calibration]
+                                          [--seed 0] [--jobs 1] [--out bench/out/calibration]
 
 Three designs, each simulated `--sims` times under the null (both conditions at the
 paper's pooled rates: decision 82.4%, agreement 77.1%) and `--sims` times at the
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--permutations", type=int, default=1999)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--out", type=Path, default=Path("bench-calibration"))
+    p.add_argument("--out", type=Path, default=Path("bench/out/calibration"))
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     cfg = {"seed": args.seed, "permutations": args.permutations, "designs": DESIGNS}

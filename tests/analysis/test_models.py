@@ -22,6 +22,7 @@ def simulated():
     return add_outcomes(validate_responses(raw))
 
 
+@pytest.mark.slow
 def test_mixed_model_recovers_a_known_effect(simulated):
     fit = mixed_logit(simulated, "net", seed=0)
     assert fit["fitted"] and fit["converged"] and fit["n"] == 1800 and fit["raters"] == 60
