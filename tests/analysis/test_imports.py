@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from analysis.examples import paper_responses, write_csv
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,6 +24,7 @@ print("FORBIDDEN", bad)
 """
 
 
+@pytest.mark.slow
 def test_analysis_imports_neither_torch_nor_study(tmp_path):
     csv = write_csv(paper_responses(), tmp_path / "r.csv")
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(csv), str(tmp_path / "out")], cwd=REPO,

@@ -37,6 +37,7 @@ def test_every_bash_block_is_marked_run_or_skip_with_a_reason() -> None:
 RUN_BLOCKS = [body for mark, body in blocks("bash") if mark == "run" and not body.lstrip().startswith("make ")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("body", RUN_BLOCKS, ids=[b.split()[1] if len(b.split()) > 1 else b for b in RUN_BLOCKS])
 def test_readme_block_runs(body: str, tmp_path: Path) -> None:
     # `../shared/...` paths in the README are relative to the repository root.

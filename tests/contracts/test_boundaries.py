@@ -30,6 +30,7 @@ def _forbidden_after_import(modules: list[str]) -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("package", ["contracts", "study", "analysis"])
 def test_package_stays_off_torch_spade_and_generation(package: str) -> None:
     modules = _modules(package)
@@ -37,6 +38,7 @@ def test_package_stays_off_torch_spade_and_generation(package: str) -> None:
     assert _forbidden_after_import(modules) == []
 
 
+@pytest.mark.slow
 def test_the_probe_sees_a_forbidden_import() -> None:
     # The check above is only worth something if it can fail: importing generation is seen.
     assert "generation" in _forbidden_after_import(["generation.regions"])

@@ -19,6 +19,9 @@ from generation.pipeline import Shard, generate
 from generation.provenance import sha256_file
 from tests.generation.helpers import LABELS, SMALL_FILES, SMALL_ITEMS, killed_and_resumed_bundle, merged_shards_bundle, small_config
 
+# Every test here reads a real generated bundle (built once, killed and resumed, then sharded).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def run() -> dict:

@@ -85,6 +85,7 @@ def test_load_rejects_what_is_not_a_trace(tmp_path) -> None:
         spade.Trace.load(tmp_path / "y.pt")
 
 
+@pytest.mark.slow
 def test_default_schedule_keeps_the_dense_top1_on_20_sample_images() -> None:
     model, pp = lite0()
     kept = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import pytest
 import torch
 from torch import nn
 
@@ -72,6 +73,7 @@ def _one_seed(seed: int) -> tuple[float, str, str]:
     return accuracy, dense, _which_disc(_visualize(trace.apply(model), g))
 
 
+@pytest.mark.slow
 def test_figure3_spade_visualizes_the_small_mode_of_its_sample() -> None:
     results = [_one_seed(seed) for seed in range(10)]
     assert min(acc for acc, _, _ in results) > 0.97, results

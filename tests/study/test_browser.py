@@ -12,7 +12,7 @@ from tests.study.helpers import answer_step, current_assignment_id, current_stag
 from study.db import connect
 from study.invites import create_invites
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 TASKS, CATCH = 4, 1
 TOTAL = TASKS + CATCH
