@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -55,6 +56,17 @@ ORDER BY created_at, rater_id
 
 class StudyDBError(RuntimeError):
     """A study database that cannot be used (wrong schema version, another bundle, not a study file)."""
+
+
+def new_token() -> str:
+    """A fresh rater token: URL-safe, 16 characters, never starting with '-'.
+
+    A token starting with '-' would be read as an option by `spade-study raters revoke TOKEN`.
+    """
+    while True:
+        token = secrets.token_urlsafe(12)
+        if not token.startswith("-"):
+            return token
 
 
 def now_ms() -> int:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from study.db import immediate, iso_from_ms, log_event, now_ms, open_db
+from study.db import immediate, iso_from_ms, log_event, new_token, now_ms, open_db
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def create_invites(db_path: str | Path, n: int, base_url: str) -> list[Invite]:
         with immediate(db):
             now = iso_from_ms(now_ms())
             for _ in range(n):
-                rater_id, token = "r-" + secrets.token_hex(5), secrets.token_urlsafe(12)
+                rater_id, token = "r-" + secrets.token_hex(5), new_token()
                 db.execute(
                     "INSERT INTO raters (rater_id, token, source, created_at) VALUES (?, ?, 'invite', ?)",
                     [rater_id, token, now],

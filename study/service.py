@@ -37,6 +37,7 @@ from study.db import (
     immediate,
     iso_from_ms,
     log_event,
+    new_token,
     now_ms,
     open_db,
     pin_design,
@@ -337,7 +338,7 @@ class StudyService:
                 else:
                     db.execute(
                         "INSERT INTO raters (rater_id, token, source, created_at) VALUES (?, ?, 'open', ?)",
-                        [rater_id, secrets.token_urlsafe(12), now],
+                        [rater_id, new_token(), now],
                     )
                     log_event(db, "enrolled", rater_id, source="open")
             else:

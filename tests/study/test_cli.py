@@ -103,3 +103,12 @@ def test_raters_errors_are_one_line(tmp_path, capsys) -> None:
     assert "invalid int value" in _one_line_error(capsys)
     assert main(["raters"]) == 2
     _one_line_error(capsys)
+
+
+def test_rater_tokens_never_start_with_a_dash(monkeypatch) -> None:
+    # A token such as '-WAnfnXqS8YSbVvx' was read as an option by `raters revoke TOKEN` (seen in a real run).
+    import study.db
+
+    drawn = iter(["-WAnfnXqS8YSbVvx", "-abc", "ok_token-123456"])
+    monkeypatch.setattr(study.db.secrets, "token_urlsafe", lambda n: next(drawn))
+    assert study.db.new_token() == "ok_token-123456"
