@@ -6,7 +6,7 @@ back), and fetches every picture of a page over HTTP. It goes through the whole 
 consent (tick, then Continue), instructions, practice with its feedback pages, every task,
 the end page. A real browser (Playwright) per rater would put 50 chromium renderers on the
 same 2 cores as the server and measure chromium, not the app; `--browsers N` adds N real
-headless chromium raters (tests/study/helpers.drive_rater) next to the websocket ones to
+headless chromium raters (study.browser.drive_rater) next to the websocket ones to
 check that both see the same latencies.
 
 Measured per transition, from the click being sent:
@@ -74,7 +74,7 @@ class Page:
     codes: list[str] = field(default_factory=list)
 
     def stage(self) -> str:
-        """The page's stage, by the same rules as tests/study/helpers._STAGE_SELECTORS."""
+        """The page's stage, by the same rules as study.browser._STAGE_SELECTORS."""
         h = " ".join(self.headings)
         keys = list(self.widgets)
         if "Thank you" in h:
@@ -350,8 +350,7 @@ def run_browsers(base: str, urls: list[str], out: list[dict], errors: list[str])
     task-to-task clicks inside the page."""
     from playwright.sync_api import sync_playwright
 
-    sys.path.insert(0, str(REPO))
-    from tests.study.helpers import click_key, launch_chromium, next_action
+    from study.browser import click_key, launch_chromium, next_action
 
     with sync_playwright() as p:
         browser = launch_chromium(p)

@@ -17,7 +17,8 @@ import pytest
 
 from tests.generation.helpers import small_config, write_toml
 from study.examples import write_config
-from tests.study.helpers import drive_rater, launch_chromium, serve_study
+from study.browser import drive_rater, launch_chromium
+from tests.study.helpers import serve_study
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "spade_study"]

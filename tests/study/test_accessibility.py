@@ -16,7 +16,8 @@ import urllib.request
 import pytest
 from playwright.sync_api import sync_playwright
 from study.examples import write_config
-from tests.study.helpers import REPO, answer_step, current_assignment_id, current_stage, launch_chromium, rater_at_tasks, serve_study, task_counter
+from study.browser import answer_step, current_assignment_id, current_stage, launch_chromium, task_counter
+from tests.study.helpers import REPO, rater_at_tasks, serve_study
 
 from study.config import load_config
 from study.db import connect

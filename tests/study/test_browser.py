@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 from study.examples import make_bundle, write_config
-from tests.study.helpers import answer_step, current_assignment_id, current_stage, drive_rater, launch_chromium, serve_study, step_together, task_counter
+from study.browser import answer_step, current_assignment_id, current_stage, drive_rater, launch_chromium, step_together, task_counter
+from tests.study.helpers import serve_study
 
 from study.db import connect
 from study.invites import create_invites

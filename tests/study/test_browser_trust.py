@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 from study.examples import make_bundle, write_config
-from tests.study.helpers import answer_step, current_assignment_id, current_stage, launch_chromium, serve_study
+from study.browser import answer_step, current_assignment_id, current_stage, launch_chromium
+from tests.study.helpers import serve_study
 
 from study.db import connect
 from study.invites import create_invites

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from study.examples import write_config
-from tests.study.helpers import REPO, current_assignment_id, current_stage, launch_chromium, make_service, rater_at_tasks, serve_study
+from study.browser import current_assignment_id, current_stage, launch_chromium
+from tests.study.helpers import REPO, make_service, rater_at_tasks, serve_study
 
 from study.config import ConfigError, load_config
 from study.strings import DEFAULT_STRINGS, Strings, check_overrides

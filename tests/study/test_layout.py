@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import sync_playwright
 from study.examples import write_config
-from tests.study.helpers import REPO, answer_step, current_assignment_id, current_stage, launch_chromium, serve_study, task_counter
+from study.browser import answer_step, current_assignment_id, current_stage, launch_chromium, task_counter
+from tests.study.helpers import REPO, serve_study
 
 from study.invites import create_invites
 
