@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from contracts.shards import ShardError
+
 
 def _generate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -49,7 +51,7 @@ def main(argv: list[str]) -> int:
         out = generate(config, args.out, shard=shard, device=args.device, progress=not args.quiet)
         print(f"bundle written: {out / 'manifest.json'}")
         return 0
-    except GenerationError as exc:
+    except (GenerationError, ShardError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -33,6 +33,7 @@ from torchvision.transforms.functional import to_pil_image
 from tqdm.auto import tqdm
 
 import spade
+from contracts.shards import Shard
 from generation.bundle import (ITEM_JSON, ITEMS, WORK, finished_records, is_finished, item_ids, item_paths,
                                write_bundle_manifest, write_item)
 from generation.candidates import misclassified, predict
@@ -49,32 +50,6 @@ LOG_NAME = "generation.log"
 # keys that change speed, not results: a resumed run may change them (and `items`, to extend a study)
 SPEED_ONLY_KEYS = {("study", "items"), ("data", "batch_size"), ("data", "workers"), ("scorecam", "batch_size"),
                    ("spade", "batch_size"), ("spade", "save_traces")}
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Shard `index` of `count` (0-based): builds the items of rank r with r % count == index."""
-
-    index: int
-    count: int
-
-    @classmethod
-    def parse(cls, text: str) -> "Shard":
-        """Parse `I/N` (0 <= I < N)."""
-        try:
-            i, n = (int(p) for p in text.split("/"))
-        except ValueError:
-            raise GenerationError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
-        if not (n >= 1 and 0 <= i < n):
-            raise GenerationError(f"--shard {text!r}: needs 0 <= I < N")
-        return cls(i, n)
-
-    def owns(self, rank: int) -> bool:
-        """Whether the item of this rank is built by this shard."""
-        return rank % self.count == self.index
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
 
 
 @dataclass

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 import spade
 from contracts.files import write_json_atomic
+from contracts.shards import Shard
 from saliency.config import SaliencyConfig
 from saliency.errors import SaliencyError
 from saliency.methods import coverage_table, get_method, method_names
@@ -32,29 +33,6 @@ from saliency.trojan import Example, TrojanModel, load_trojan
 RECORDS = "records"
 SETTINGS = "benchmark.json"
 CONDITIONS = ("dense", "spade")
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Shard `index` of `count` (0-based): the samples of rank r with r % count == index."""
-
-    index: int
-    count: int
-
-    @classmethod
-    def parse(cls, text: str) -> "Shard":
-        """Parse `I/N` (0 <= I < N)."""
-        try:
-            i, n = (int(p) for p in text.split("/"))
-        except ValueError:
-            raise SaliencyError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
-        if not (n >= 1 and 0 <= i < n):
-            raise SaliencyError(f"--shard {text!r}: needs 0 <= I < N")
-        return cls(i, n)
-
-    def owns(self, rank: int) -> bool:
-        """Whether this shard scores the sample of this rank."""
-        return rank % self.count == self.index
 
 
 @dataclass(frozen=True)

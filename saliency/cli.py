@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from contracts.shards import ShardError
+
 
 def _trojan_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spade-study trojan",
@@ -86,7 +88,7 @@ def saliency_main(argv: list[str]) -> int:
         print(Path(paths[0]).with_suffix(".md").read_text(encoding="utf-8") if paths else "")
         print("\n".join(f"written: {p}" for p in paths))
         return 0
-    except SaliencyError as exc:
+    except (SaliencyError, ShardError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ from generation.bundle import ITEM_JSON, ITEMS, WORK
 from generation.config import config_from_dict
 from generation.errors import GenerationError
 from contracts.manifest import boxes_intersect, load_manifest
+from contracts.shards import ShardError
 from generation.merge import merge
 from generation.pipeline import Shard, generate
 from generation.provenance import sha256_file
@@ -154,5 +155,5 @@ def test_merge_refuses_incomplete_or_foreign_inputs(run: dict, tmp_path: Path) -
 def test_shard_parsing() -> None:
     assert Shard.parse("1/4") == Shard(1, 4) and Shard(1, 4).owns(5) and not Shard(1, 4).owns(4)
     for bad in ("4/4", "1", "a/b", "-1/2", "0/0"):
-        with pytest.raises(GenerationError, match="--shard"):
+        with pytest.raises(ShardError, match="--shard"):
             Shard.parse(bad)
