@@ -14,9 +14,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from playwright.sync_api import sync_playwright
 from study.examples import write_config
-from study.browser import answer_step, current_assignment_id, current_stage, launch_chromium, task_counter
+from study.browser import answer_step, current_assignment_id, current_stage, task_counter
 from tests.study.helpers import REPO, rater_at_tasks, serve_study
 
 from study.config import load_config
@@ -45,14 +44,6 @@ def served(tmp_path_factory: pytest.TempPathFactory, study_bundle):
         # consent, instructions and practice pages (the axe test clicks through those).
         svc = StudyService(db, study_bundle, load_config(config))
         yield {"url": url, "db": db, "svc": svc}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 def axe_serious(page) -> list[str]:

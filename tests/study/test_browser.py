@@ -5,9 +5,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 from study.examples import make_bundle, write_config
-from study.browser import answer_step, current_assignment_id, current_stage, drive_rater, launch_chromium, step_together, task_counter
+from study.browser import answer_step, current_assignment_id, current_stage, drive_rater, step_together, task_counter
 from tests.study.helpers import serve_study
 
 from study.db import connect
@@ -29,14 +28,6 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     db = root / "study.db"
     with serve_study(bundle, db, config) as url:
         yield {"url": url, "db": db}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 def _rows(db: Path, rater_id: str) -> list[dict]:

@@ -8,9 +8,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from study.examples import make_bundle, write_config
-from study.browser import answer_step, current_assignment_id, current_stage, launch_chromium
+from study.browser import answer_step, current_assignment_id, current_stage
 from tests.study.helpers import serve_study
 
 from study.db import connect
@@ -36,14 +36,6 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     db = root / "study.db"
     with serve_study(bundle, db, config, env={"SPADE_STUDY_ADMIN_PASSWORD": ADMIN_PASSWORD}) as url:
         yield {"url": url, "db": db}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 def _answers(db: Path, rater_id: str) -> list[dict]:

@@ -6,9 +6,8 @@ Screenshots go to tmp/artifacts/study/ (see `artifacts_dir`); bounding boxes are
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import sync_playwright
 from study.examples import write_config
-from study.browser import answer_step, current_assignment_id, current_stage, launch_chromium, task_counter
+from study.browser import answer_step, current_assignment_id, current_stage, task_counter
 from tests.study.helpers import REPO, serve_study
 
 from study.invites import create_invites
@@ -29,14 +28,6 @@ def served(tmp_path_factory: pytest.TempPathFactory, study_bundle):
     db = root / "study.db"
     with serve_study(study_bundle, db, config) as url:
         yield {"url": url, "db": db}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 def box(page, selector: str, nth: int = 0) -> dict:
