@@ -96,14 +96,9 @@ class SpadeSettings(_Section):
     @field_validator("sparsity")
     @classmethod
     def _known_schedule(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            from spade.schedules import parse  # light: pure Python, no torch
+        from spade.schedules import check_named
 
-            try:
-                parse(value)
-            except ValueError as exc:
-                raise ValueError(str(exc)) from None
-        return value
+        return check_named(value)
 
 
 class ScoreCamSettings(_Section):

@@ -143,6 +143,19 @@ def _check_keys(spec: Mapping[str, Any], known: list[str]) -> None:
         raise UnmatchedKeyError(f"sparsity key(s) {shown} match no Conv2d or Linear layer of the model")
 
 
+def check_named(value: Any) -> Any:
+    """Return `value`; a string must parse as a schedule, else ValueError with parse's one-line message.
+
+    The validator of the `sparsity` key in every config (generation, saliency).
+    """
+    if isinstance(value, str):
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
 def parse(text: str) -> SparsitySpec:
     """Parse a command-line sparsity: `0.9`, `linear(0,0.99)`, `default`, `paper` or `resnet50_tuned`."""
     t = text.strip().replace(" ", "")
